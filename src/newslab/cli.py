@@ -1,0 +1,203 @@
+"""The `newslab` command: parses flags and calls the Python API, nothing more."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import fields
+from pathlib import Path
+from typing import Sequence
+
+from .config import NewslabError, RunConfig, field_type, flag, load_config_file
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: the message names the flag; --help has the rest."""
+
+    def error(self, message: str) -> None:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def add_config_flags(parser: argparse.ArgumentParser) -> None:
+    """One flag per RunConfig field, help and default taken from the field itself."""
+    parser.add_argument("--config", metavar="FILE", help="YAML or JSON file of the fields below; flags override it")
+    defaults = RunConfig()
+    for f in fields(RunConfig):
+        typ = field_type(f)
+        default = getattr(defaults, f.name)
+        shown = f.metadata.get("shown", default)
+        kwargs = dict(dest=f.name, default=argparse.SUPPRESS, help=f"{f.metadata['help']} (default: {shown})")
+        if typ is bool:
+            parser.add_argument(flag(f.name), action=argparse.BooleanOptionalAction, **kwargs)
+        else:
+            metavar = f.name.upper() if "choices" not in f.metadata else None
+            parser.add_argument(flag(f.name), type=typ, choices=f.metadata.get("choices"), metavar=metavar, **kwargs)
+
+
+def config_from_args(args: argparse.Namespace) -> RunConfig:
+    values = load_config_file(args.config) if getattr(args, "config", None) else {}
+    source = f"--config {args.config}" if getattr(args, "config", None) else "flags"
+    names = {f.name for f in fields(RunConfig)}
+    values.update({k: v for k, v in vars(args).items() if k in names})
+    return RunConfig.from_dict(values, source=source)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .train import train
+
+    result = train(config_from_args(args))
+    return 0 if result.status == "completed" else 1
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from .train import evaluate_run
+
+    result = evaluate_run(args.run_dir, csv_path=args.csv, data_dir=args.data_dir)
+    final_path = Path(args.run_dir) / "final.json"
+    payload = {"rows": len(result.predictions), "loss": result.loss, "accuracy": result.accuracy,
+               "macro_f1": result.macro_f1}
+    if args.json:
+        print(json.dumps(payload))
+    else:
+        print(f"{args.csv or 'test.csv'}: {payload['rows']} rows | Test loss: {result.loss:.4f}, "
+              f"Acc: {100 * result.accuracy:.2f}% | macro-F1 {result.macro_f1:.4f}")
+        if args.csv is None and final_path.is_file():
+            recorded = json.loads(final_path.read_text()).get("test_accuracy")
+            if recorded is not None:
+                same = "matches" if recorded == result.accuracy else "DIFFERS FROM"
+                print(f"{same} the run's recorded test accuracy {100 * recorded:.2f}%")
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from .train import load_run, predict
+
+    run = load_run(args.run_dir)
+    probs = predict(run, args.text)
+    for text, row in zip(args.text, probs.tolist()):
+        best = max(range(len(row)), key=row.__getitem__)
+        detail = ", ".join(f"{name} {p:.3f}" for name, p in zip(run.class_names, row))
+        print(f"{run.class_names[best]}\t{detail}\t{text}")
+    return 0
+
+
+def _storage(args: argparse.Namespace, heartbeat: int = 30):
+    from .study import default_storage, open_storage
+
+    return open_storage(args.storage or default_storage(args.out_dir), heartbeat)
+
+
+def cmd_study_run(args: argparse.Namespace) -> int:
+    from .results import format_results
+    from .study import load_spec, run_study
+
+    spec = load_spec(args.spec, seeds=args.seeds)
+    result = run_study(spec, workers=args.workers, storage_url=args.storage, out_dir=args.out_dir,
+                       new_name=args.new_name, threads=args.threads, heartbeat_interval=args.heartbeat)
+    print(format_results(result))
+    return 0 if result.counts()["complete"] else 1
+
+
+def cmd_study_worker(args: argparse.Namespace) -> int:
+    from .study import run_worker
+
+    run_worker(args.name, _storage(args, args.heartbeat), args.out_dir, args.threads,
+               log=lambda msg: print(msg, file=sys.stderr, flush=True))
+    return 0
+
+
+def cmd_study_status(args: argparse.Namespace) -> int:
+    from .results import status_line, study_results
+
+    print(status_line(study_results(args.name, _storage(args))))
+    return 0
+
+
+def cmd_study_results(args: argparse.Namespace) -> int:
+    from .results import format_results, study_results
+
+    print(format_results(study_results(args.name, _storage(args)), args.format))
+    return 0
+
+
+def add_study_commands(sub) -> None:
+    study = sub.add_parser("study", help="grid and ablation studies on Optuna storage").add_subparsers(
+        dest="study_command", required=True, metavar="COMMAND", parser_class=Parser)
+
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--storage", metavar="URL", help="Optuna RDB URL, e.g. postgresql+psycopg://user:pw@host/db "
+                       "(default: $NEWSLAB_STORAGE, else sqlite:///OUT_DIR/studies.db)")
+        p.add_argument("--out-dir", default="outputs", metavar="DIR", help="output root (default: outputs)")
+
+    p = study.add_parser("run", help="create or resume a study and run it to the end")
+    p.add_argument("spec", metavar="SPEC", help="a YAML/JSON spec file or a preset: seed-grid, seed-ablations, "
+                   "quick-grid, quick-ablations")
+    common(p)
+    p.add_argument("--workers", type=int, default=1, help="local worker processes; cores are split between them "
+                   "(default: 1)")
+    p.add_argument("--seeds", type=int, help="repeats per point (default: the spec's; 3 for presets)")
+    p.add_argument("--new-name", metavar="NAME", help="run the spec as a new study of this name")
+    p.add_argument("--threads", type=int, help="torch threads per worker (default: cores / workers)")
+    p.add_argument("--heartbeat", type=int, default=30, metavar="SECONDS",
+                   help="trial heartbeat; a trial silent for 4 beats is failed and retried (default: 30)")
+    p.set_defaults(func=cmd_study_run)
+
+    p = study.add_parser("worker", help="join a study (on this or another machine) and run waiting trials")
+    p.add_argument("name", metavar="NAME")
+    common(p)
+    p.add_argument("--threads", type=int, help="torch threads (default: all cores)")
+    p.add_argument("--heartbeat", type=int, default=30, metavar="SECONDS", help="trial heartbeat (default: 30)")
+    p.set_defaults(func=cmd_study_worker)
+
+    p = study.add_parser("status", help="counts of complete / running / failed / waiting trials, time left")
+    p.add_argument("name", metavar="NAME")
+    common(p)
+    p.set_defaults(func=cmd_study_status)
+
+    p = study.add_parser("results", help="one row per point: mean ± std over seeds, sorted by validation accuracy")
+    p.add_argument("name", metavar="NAME")
+    common(p)
+    p.add_argument("--format", choices=("table", "csv", "markdown", "json"), default="table")
+    p.set_defaults(func=cmd_study_results)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = Parser(prog="newslab", description="Transformer experiments on AG News-style data.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=Parser)
+
+    p = sub.add_parser("train", help="train one model")
+    add_config_flags(p)
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="re-evaluate a run's best checkpoint on its test set or any CSV")
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("--csv", metavar="FILE", help="CSV in the AG News format (default: the run's test.csv)")
+    p.add_argument("--data-dir", metavar="DIR", help="folder holding test.csv (default: the run's data folder)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("predict", help="classify headlines with a run's best checkpoint")
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("text", nargs="+", metavar="TEXT")
+    p.set_defaults(func=cmd_predict)
+
+    add_study_commands(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except NewslabError as exc:
+        print(f"newslab: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("newslab: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,144 @@
+"""The Transformer-encoder text classifier, bottom-up in small modules.
+
+Shapes: B batch, T tokens, C embed_dim, nh heads, hs head size (C // nh).
+Ablations are constructor flags; an absent part is None and skipped (no identity that
+still adds a residual), so `no_ffn` has no FFN module, no FFN norm and no FFN residual.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .config import RunConfig
+
+
+class SelfAttention(nn.Module):
+    def __init__(self, embed_dim: int, num_heads: int, dropout: float):
+        super().__init__()
+        self.num_heads = num_heads
+        self.dropout = dropout
+        self.qkv = nn.Linear(embed_dim, 3 * embed_dim)  # fused Q, K, V projection
+        self.proj = nn.Linear(embed_dim, embed_dim)
+
+    def forward(self, x: torch.Tensor, pad_mask: torch.Tensor, need_weights: bool = False):
+        B, T, C = x.shape
+        q, k, v = self.qkv(x).view(B, T, 3, self.num_heads, C // self.num_heads).permute(2, 0, 3, 1, 4)  # 3 x (B, nh, T, hs)
+        keep = ~pad_mask[:, None, None, :]  # (B, 1, 1, T): True = may be attended to
+        p = self.dropout if self.training else 0.0
+        if need_weights:  # explicit path: the same maths, keeping the post-softmax weights
+            att = (q @ k.transpose(-2, -1)) / math.sqrt(q.size(-1))  # (B, nh, T, T)
+            weights = att.masked_fill(~keep, float("-inf")).softmax(dim=-1)
+            y = F.dropout(weights, p, self.training) @ v  # (B, nh, T, hs)
+        else:
+            weights = None
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=keep, dropout_p=p)
+        y = y.transpose(1, 2).reshape(B, T, C)
+        return self.proj(y), weights
+
+
+class FeedForward(nn.Module):
+    def __init__(self, embed_dim: int, hidden: int):
+        super().__init__()
+        self.up = nn.Linear(embed_dim, hidden)
+        self.down = nn.Linear(hidden, embed_dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.down(F.gelu(self.up(x)))
+
+
+class Block(nn.Module):
+    """Pre-norm encoder block: x + attn(ln(x)), then x + ffn(ln(x)) when the FFN exists."""
+
+    def __init__(self, embed_dim: int, num_heads: int, ffn_hidden: int | None, dropout: float):
+        super().__init__()
+        self.ln_attn = nn.LayerNorm(embed_dim)
+        self.attn = SelfAttention(embed_dim, num_heads, dropout)
+        self.ln_ffn = nn.LayerNorm(embed_dim) if ffn_hidden else None
+        self.ffn = FeedForward(embed_dim, ffn_hidden) if ffn_hidden else None
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor, pad_mask: torch.Tensor, need_weights: bool = False):
+        a, weights = self.attn(self.ln_attn(x), pad_mask, need_weights)
+        x = x + self.drop(a)
+        if self.ffn is not None:
+            x = x + self.drop(self.ffn(self.ln_ffn(x)))
+        return x, weights
+
+
+def sinusoidal_table(length: int, dim: int) -> torch.Tensor:
+    position = torch.arange(length, dtype=torch.float32)[:, None]
+    freq = torch.exp(torch.arange(0, dim, 2, dtype=torch.float32) * (-math.log(10000.0) / dim))
+    table = torch.zeros(length, dim)
+    table[:, 0::2] = torch.sin(position * freq)
+    table[:, 1::2] = torch.cos(position * freq)
+    return table  # (length, C)
+
+
+class TextClassifier(nn.Module):
+    def __init__(self, vocab_size: int, num_classes: int, *, embed_dim: int = 128, num_heads: int = 4,
+                 num_layers: int = 2, ffn_hidden: int | None = 512, dropout: float = 0.1,
+                 pos_encoding: str = "sinusoidal", max_len: int = 128, freeze_embedding: bool = False,
+                 pad_id: int = 0):
+        super().__init__()
+        self.embed_scale = math.sqrt(embed_dim)
+        self.tok_emb = nn.Embedding(vocab_size, embed_dim, padding_idx=pad_id)
+        self.tok_emb.weight.requires_grad_(not freeze_embedding)
+        self.pos_emb = nn.Embedding(max_len, embed_dim) if pos_encoding == "learned" else None
+        if pos_encoding == "sinusoidal":
+            self.register_buffer("pos_table", sinusoidal_table(max_len, embed_dim), persistent=False)
+        else:
+            self.pos_table = None
+        self.drop = nn.Dropout(dropout)
+        self.blocks = nn.ModuleList(Block(embed_dim, num_heads, ffn_hidden, dropout) for _ in range(num_layers))
+        self.ln_f = nn.LayerNorm(embed_dim)
+        self.head = nn.Linear(embed_dim, num_classes)
+        self.apply(self._init_weights)
+
+    @classmethod
+    def from_config(cls, config: RunConfig, vocab_size: int, num_classes: int) -> "TextClassifier":
+        return cls(vocab_size, num_classes, embed_dim=config.embed_dim, num_heads=config.num_heads,
+                   num_layers=config.num_layers, ffn_hidden=config.ffn_hidden if config.ffn else None,
+                   dropout=config.dropout, pos_encoding=config.pos_encoding, max_len=config.max_len,
+                   freeze_embedding=config.freeze_embedding)
+
+    @staticmethod
+    def _init_weights(module: nn.Module) -> None:
+        if isinstance(module, nn.Linear):
+            nn.init.normal_(module.weight, std=0.02)
+            nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.Embedding):
+            nn.init.normal_(module.weight, std=1.0 / math.sqrt(module.embedding_dim))
+            if module.padding_idx is not None:
+                with torch.no_grad():
+                    module.weight[module.padding_idx].zero_()
+
+    def forward(self, ids: torch.Tensor, pad_mask: torch.Tensor, need_weights: bool = False):
+        """ids, pad_mask: (B, T). Returns logits (B, classes) and, if asked, one (B, nh, T, T)
+        tensor of post-softmax attention weights per layer."""
+        T = ids.size(1)
+        x = self.tok_emb(ids) * self.embed_scale  # (B, T, C)
+        if self.pos_emb is not None:
+            x = x + self.pos_emb.weight[:T]
+        elif self.pos_table is not None:
+            x = x + self.pos_table[:T]
+        x = self.drop(x)
+        attention = []
+        for block in self.blocks:
+            x, weights = block(x, pad_mask, need_weights)
+            attention.append(weights)
+        x = self.ln_f(x)
+        keep = (~pad_mask).unsqueeze(-1).to(x.dtype)  # (B, T, 1)
+        pooled = (x * keep).sum(1) / keep.sum(1)  # masked mean over real tokens: (B, C)
+        logits = self.head(self.drop(pooled))
+        return (logits, attention) if need_weights else logits
+
+    def parameter_counts(self) -> dict[str, int]:
+        """Parameters split embedding / encoder / head (the sinusoidal table is a buffer, not counted)."""
+        embedding = sum(p.numel() for m in (self.tok_emb, self.pos_emb) if m is not None for p in m.parameters())
+        encoder = sum(p.numel() for p in self.blocks.parameters()) + sum(p.numel() for p in self.ln_f.parameters())
+        head = sum(p.numel() for p in self.head.parameters())
+        return {"embedding": embedding, "encoder": encoder, "head": head, "total": embedding + encoder + head}

@@ -1,0 +1,147 @@
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch.testing import assert_close
+
+from newslab.config import ABLATIONS, ConfigError, RunConfig
+from newslab.model import TextClassifier
+
+VOCAB, CLASSES = 50, 4
+
+
+def build(config: RunConfig) -> TextClassifier:
+    torch.manual_seed(0)
+    return TextClassifier.from_config(config, VOCAB, CLASSES)
+
+
+def small(**changes) -> RunConfig:
+    return RunConfig(embed_dim=16, num_heads=4, num_layers=2, max_len=32, **changes)
+
+
+def random_batch(lengths: list[int], width: int | None = None):
+    width = width or max(lengths)
+    ids = torch.randint(2, VOCAB, (len(lengths), width))
+    pad_mask = torch.arange(width)[None, :] >= torch.tensor(lengths)[:, None]
+    return ids.masked_fill(pad_mask, 0), pad_mask
+
+
+@pytest.mark.parametrize("pos_encoding", ["sinusoidal", "learned", "none"])
+def test_padding_does_not_change_a_samples_logits(pos_encoding: str) -> None:
+    model = build(small(pos_encoding=pos_encoding)).eval()
+    ids, pad_mask = random_batch([5, 11, 3])
+    batched = model(ids, pad_mask)
+    for i, n in enumerate([5, 11, 3]):
+        alone = model(ids[i : i + 1, :n], pad_mask[i : i + 1, :n])
+        assert_close(batched[i : i + 1], alone, rtol=1e-5, atol=1e-5)
+
+
+def test_fused_attention_equals_explicit_path() -> None:
+    model = build(small()).eval()
+    ids, pad_mask = random_batch([7, 12, 2, 9])
+    fused = model(ids, pad_mask)
+    explicit, weights = model(ids, pad_mask, need_weights=True)
+    assert_close(fused, explicit, rtol=1e-5, atol=1e-5)
+    assert len(weights) == 2 and weights[0].shape == (4, 4, 12, 12)  # (B, nh, T, T) per layer
+    assert_close(weights[0].sum(-1), torch.ones(4, 4, 12))
+    assert torch.all(weights[1][2, :, :, 2:] == 0)  # the 2-token sample never attends to padding
+
+
+def test_fused_attention_gradients_equal_explicit_path() -> None:
+    model = build(small(dropout=0.0))
+    ids, pad_mask = random_batch([7, 12, 2])
+    grads = []
+    for need_weights in (False, True):
+        model.zero_grad()
+        out = model(ids, pad_mask, need_weights=need_weights)
+        logits = out[0] if need_weights else out
+        F.cross_entropy(logits, torch.tensor([0, 1, 2])).backward()
+        grads.append([p.grad.clone() for p in model.parameters() if p.grad is not None])
+    for fused_grad, explicit_grad in zip(*grads):
+        assert_close(fused_grad, explicit_grad, rtol=1e-4, atol=1e-6)
+
+
+# ---------------------------------------------------------------- ablations, each exactly
+def test_ablation_names_are_the_six_of_the_manual() -> None:
+    assert set(ABLATIONS) == {"no_pe", "single_head", "no_ffn", "freeze_emb", "no_dropout", "clip_grad"}
+
+
+@pytest.mark.parametrize("name", sorted(ABLATIONS))
+def test_each_ablation_changes_exactly_its_fields(name: str) -> None:
+    base, ablated = small().to_dict(), small(ablation=name).to_dict()
+    changed = {k for k in base if base[k] != ablated[k]} - {"ablation"}
+    assert changed == set(ABLATIONS[name]) and ablated["ablation"] == name
+
+
+@pytest.mark.parametrize("name", sorted(ABLATIONS))
+def test_each_ablation_changes_exactly_what_it_claims_in_the_model(name: str) -> None:
+    base, ablated = build(small()), build(small(ablation=name))
+    b, a = base.parameter_counts(), ablated.parameter_counts()
+    C, L, T = 16, 2, 32
+    if name == "no_ffn":
+        ffn_params = L * (C * 4 * C + 4 * C + 4 * C * C + C + 2 * C)  # up, down, and the FFN LayerNorm
+        assert b["encoder"] - a["encoder"] == ffn_params
+        assert all(blk.ffn is None and blk.ln_ffn is None for blk in ablated.blocks)
+        assert not any("ffn" in n for n, _ in ablated.named_parameters())
+    elif name == "no_pe":
+        assert ablated.pos_table is None and ablated.pos_emb is None and a == b
+        ids, pad_mask = random_batch([6])
+        ablated.eval()
+        reversed_ids = ids.flip(1)  # without positions the model is permutation invariant
+        assert_close(ablated(ids, pad_mask), ablated(reversed_ids, pad_mask), rtol=1e-5, atol=1e-5)
+    elif name == "single_head":
+        assert a == b and all(blk.attn.num_heads == 1 for blk in ablated.blocks)
+    elif name == "no_dropout":
+        assert a == b
+        assert all(m.p == 0 for m in ablated.modules() if isinstance(m, torch.nn.Dropout))
+        assert all(blk.attn.dropout == 0 for blk in ablated.blocks)
+        ids, pad_mask = random_batch([9, 4])
+        ablated.train()
+        assert torch.equal(ablated(ids, pad_mask), ablated(ids, pad_mask))  # deterministic in train mode
+    elif name == "freeze_emb":
+        assert a == b and not ablated.tok_emb.weight.requires_grad
+        assert all(p.requires_grad for n, p in ablated.named_parameters() if n != "tok_emb.weight")
+    elif name == "clip_grad":
+        assert a == b and small(ablation=name).clip_grad and small(ablation=name).max_grad_norm == 1.0
+
+
+def test_learned_positions_add_parameters() -> None:
+    counts = build(small(pos_encoding="learned")).parameter_counts()
+    assert counts["embedding"] - build(small()).parameter_counts()["embedding"] == 32 * 16
+
+
+def test_parameter_counts_add_up() -> None:
+    model = build(small())
+    counts = model.parameter_counts()
+    assert counts["total"] == sum(p.numel() for p in model.parameters())
+    assert counts["embedding"] == VOCAB * 16 and counts["head"] == 16 * CLASSES + CLASSES
+
+
+# ---------------------------------------------------------------- invalid configurations
+@pytest.mark.parametrize("changes, flag", [
+    ({"embed_dim": 100, "num_heads": 3}, "--embed-dim 100 is not divisible by --num-heads 3"),
+    ({"embed_dim": 0}, "--embed-dim must be a positive integer"),
+    ({"num_layers": -1}, "--num-layers must be a positive integer"),
+    ({"ablation": "no_attention"}, "--ablation 'no_attention' is unknown"),
+    ({"pos_encoding": "rotary"}, "--pos-encoding 'rotary' is not one of"),
+    ({"dropout": 1.5}, "--dropout must be in [0, 1)"),
+    ({"lr": 0.0}, "--lr must be > 0"),
+])
+def test_invalid_configs_are_rejected_naming_the_flag(changes: dict, flag: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        RunConfig(**changes)
+    assert flag in str(err.value)
+
+
+def test_config_round_trips_through_a_dict() -> None:
+    config = RunConfig(ablation="no_ffn", embed_dim=64, num_heads=2)
+    assert RunConfig.from_dict(config.to_dict()) == config
+
+
+def test_config_from_dict_rejects_unknown_fields_and_types() -> None:
+    with pytest.raises(ConfigError, match="spec.yaml: unknown field.*embedding_dim"):
+        RunConfig.from_dict({"embedding_dim": 64}, source="spec.yaml")
+    with pytest.raises(ConfigError, match="epochs must be int"):
+        RunConfig.from_dict({"epochs": "three"})
+    assert RunConfig.from_dict({"lr": "1e-3", "dropout": 0}).lr == 1e-3

@@ -1,0 +1,164 @@
+from __future__ import annotations
+
+import csv
+import importlib
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from newslab.config import RunConfig
+from newslab.data import load_dataset
+from newslab.model import TextClassifier
+from newslab.train import METRIC_COLUMNS, evaluate_run, load_run, predict, train
+
+train_mod = importlib.import_module("newslab.train")  # the module; `newslab.train` is also the function
+
+
+def quiet(config: RunConfig, **kwargs):
+    return train(config, log=None, progress=False, **kwargs)
+
+
+def test_tiny_model_overfits_one_batch(tiny_config: RunConfig) -> None:
+    ds = load_dataset(tiny_config, progress=False)
+    batch = next(iter(train_mod.iterate_batches(ds.train, 16, 64, torch.Generator().manual_seed(0))))
+    model = TextClassifier.from_config(tiny_config.replace(dropout=0.0), ds.vocab_size, ds.num_classes)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    for _ in range(150):
+        loss = F.cross_entropy(model(batch.ids, batch.pad_mask), batch.labels)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    assert loss.item() < 0.01
+    assert torch.equal(model(batch.ids, batch.pad_mask).argmax(-1), batch.labels)
+
+
+def test_run_folder_has_every_artefact(tiny_config: RunConfig) -> None:
+    result = quiet(tiny_config)
+    run = result.run_dir
+    assert {p.name for p in run.iterdir()} == {"config.json", "metrics.csv", "best.pt", "final.json",
+                                               "predictions.json"}
+    rows = list(csv.DictReader(open(run / "metrics.csv")))
+    assert len(rows) == 2 and list(rows[0]) == METRIC_COLUMNS
+    assert all(math.isfinite(float(r[c])) for r in rows for c in METRIC_COLUMNS)
+    final = json.loads((run / "final.json").read_text())
+    assert final["status"] == "completed" and final["best_epoch"] in (1, 2)
+    assert final["best_val_accuracy"] == max(float(r["val_accuracy"]) for r in rows)
+    assert set(final["params"]) == {"embedding", "encoder", "head", "total"}
+    assert final["test_accuracy"] == result.test_accuracy and 0 <= final["test_macro_f1"] <= 1
+    assert final["tokens_per_s"] > 0 and final["wall_time_s"] > 0
+    assert RunConfig.from_dict(json.loads((run / "config.json").read_text())) == tiny_config
+    assert not list(run.glob("*.tmp"))
+
+
+def test_learns_the_synthetic_task(tiny_config: RunConfig) -> None:
+    result = quiet(tiny_config.replace(epochs=6))
+    assert result.best_val_accuracy >= 0.9 and result.test_accuracy >= 0.85
+
+
+def test_same_seed_same_metrics(tiny_config: RunConfig) -> None:
+    first, second = quiet(tiny_config), quiet(tiny_config)
+    strip = lambda h: [{k: v for k, v in row.items() if "per_s" not in k and "time" not in k} for row in h]
+    assert strip(first.history) == strip(second.history)
+    assert first.test_accuracy == second.test_accuracy
+    third = quiet(tiny_config.replace(seed=1))
+    assert strip(third.history) != strip(first.history)
+
+
+def test_checkpoint_reload_reproduces_test_metrics(tiny_config: RunConfig) -> None:
+    result = quiet(tiny_config)
+    final = json.loads((result.run_dir / "final.json").read_text())
+    reloaded = evaluate_run(result.run_dir)
+    assert reloaded.accuracy == final["test_accuracy"] and reloaded.macro_f1 == final["test_macro_f1"]
+    assert reloaded.predictions.tolist() == json.loads((result.run_dir / "predictions.json").read_text())["test"]
+
+
+def test_predict_from_checkpoint_alone(tiny_config: RunConfig, tmp_path: Path) -> None:
+    result = quiet(tiny_config.replace(epochs=6))
+    run = load_run(result.run_dir)
+    probs = predict(run, ["striker league coach season", "profit shares merger earnings"])
+    assert probs.shape == (2, 4) and torch.allclose(probs.sum(-1), torch.ones(2))
+    assert [run.class_names[i] for i in probs.argmax(-1)] == ["Sports", "Business"]
+
+
+def test_freeze_emb_keeps_embedding_bit_identical(tiny_config: RunConfig) -> None:
+    result = quiet(tiny_config.replace(ablation="freeze_emb"))
+    run = load_run(result.run_dir)
+    torch.manual_seed(tiny_config.seed)  # the initial weights, rebuilt from the same seed
+    initial = TextClassifier.from_config(run.config, run.checkpoint["vocab_size"], 4)
+    assert torch.equal(run.model.tok_emb.weight, initial.tok_emb.weight)
+    assert not torch.equal(run.model.head.weight, initial.head.weight)  # everything else did train
+
+
+@pytest.mark.parametrize("clip", [False, True])
+def test_clipping_is_applied_and_unclipped_norm_logged(tiny_config: RunConfig, monkeypatch, clip: bool) -> None:
+    seen_norms: list[float] = []
+    real = train_mod.make_optimizer
+
+    def recording_optimizer(*args):
+        opt = real(*args)
+        opt.register_step_pre_hook(lambda o, a, k: seen_norms.append(
+            float(train_mod.grad_norm([p for g in o.param_groups for p in g["params"]]))))
+        return opt
+    monkeypatch.setattr(train_mod, "make_optimizer", recording_optimizer)
+    config = tiny_config.replace(ablation="clip_grad", max_grad_norm=0.05) if clip else tiny_config
+    result = quiet(config)
+    logged = [row["grad_norm"] for row in result.history]
+    assert min(logged) > 0.05  # the log holds the norm before clipping
+    if clip:
+        assert max(seen_norms) <= 0.05 * (1 + 1e-4)
+    else:
+        assert max(seen_norms) > 0.05
+
+
+def test_nan_loss_fails_cleanly_and_keeps_best_checkpoint(tiny_config: RunConfig) -> None:
+    def poison(epoch: int, row: dict) -> None:
+        if epoch == 1:
+            with torch.no_grad():
+                model_params = poison.model.parameters()
+                next(model_params).fill_(float("nan"))
+
+    real_from_config = TextClassifier.from_config
+
+    def capture(*args, **kwargs):
+        poison.model = real_from_config(*args, **kwargs)
+        return poison.model
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(train_mod.TextClassifier, "from_config", capture)
+        result = quiet(tiny_config.replace(epochs=3), on_epoch=poison)
+    final = json.loads((result.run_dir / "final.json").read_text())
+    assert result.status == final["status"] == "failed"
+    assert "loss became nan at epoch 2" in final["reason"]
+    assert final["best_epoch"] == 1 and final["epochs_completed"] == 1
+    ckpt = torch.load(result.run_dir / "best.pt", weights_only=False)
+    assert ckpt["epoch"] == 1 and all(torch.isfinite(v).all() for v in ckpt["model"].values())
+
+
+def test_interrupt_leaves_a_consistent_folder(tiny_config: RunConfig) -> None:
+    def stop(epoch: int, row: dict) -> None:
+        raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt):
+        quiet(tiny_config.replace(epochs=3, run_name="interrupted"), on_epoch=stop)
+    run = Path(tiny_config.out_dir) / "runs" / "interrupted"
+    final = json.loads((run / "final.json").read_text())
+    assert final["status"] == "interrupted" and final["best_epoch"] == 1
+    assert len(list(csv.DictReader(open(run / "metrics.csv")))) == 1
+    assert load_run(run).checkpoint["epoch"] == 1
+
+
+def test_epoch_line_keeps_the_old_scripts_format() -> None:
+    row = {"train_loss": 0.41234, "val_loss": 0.23449, "val_accuracy": 0.91234, "lr": 1e-3, "grad_norm": 0.5,
+           "samples_per_s": 2400.4}
+    line = train_mod.epoch_line(2, 5, row)
+    assert "Val loss: 0.2345, Acc: 91.23%" in line
+    assert line.split(",")[1].strip() == "Acc: 91.23%"
+    assert float(line.split(",")[1].split(":")[1].strip().rstrip("%")) == 91.23
+
+
+def test_warmup_then_linear_decay() -> None:
+    factor = train_mod.lr_lambda(100, 0.1)
+    assert [round(factor(s), 3) for s in (0, 9, 10, 55, 99)] == [0.1, 1.0, 1.0, 0.5, 0.011]
+    assert train_mod.lr_lambda(10, 0.0)(0) == 1.0
