@@ -1,3 +1,30 @@
 #!/usr/bin/env bash
-# System packages and services for the tests; filled in as the project needs them.
+# System packages and services for the tests. Source it: it exports the services' addresses.
+#   PostgreSQL (Debian package), started on loopback -> NEWSLAB_TEST_POSTGRES_URL
 set -euo pipefail
+
+apt_install() {  # install Debian packages that are missing, non-interactively
+    local missing=()
+    for pkg in "$@"; do dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg"); done
+    if [ ${#missing[@]} -gt 0 ]; then
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq && apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    fi
+}
+
+# --- PostgreSQL on 127.0.0.1:55432, database/user/password newslab --------------------
+apt_install postgresql
+PG_BIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
+PG_DIR=/tmp/newslab-ci-pg
+PG_PORT=55432
+if ! "$PG_BIN/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT"; then
+    rm -rf "$PG_DIR" && mkdir -p "$PG_DIR" && chown postgres: "$PG_DIR"
+    as_pg() { runuser -u postgres -- "$@"; }
+    as_pg "$PG_BIN/initdb" -D "$PG_DIR/data" -A trust -U postgres >/dev/null
+    as_pg "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/log" -w \
+        -o "-p $PG_PORT -k $PG_DIR -c listen_addresses=127.0.0.1 -c max_connections=200" start >/dev/null
+    as_pg psql -q -h 127.0.0.1 -p "$PG_PORT" -U postgres \
+        -c "CREATE USER newslab PASSWORD 'newslab'" -c "CREATE DATABASE newslab OWNER newslab"
+fi
+export NEWSLAB_TEST_POSTGRES_URL="postgresql+psycopg://newslab:newslab@127.0.0.1:$PG_PORT/newslab"
+echo "services: PostgreSQL at 127.0.0.1:$PG_PORT"

@@ -430,6 +430,7 @@ def run_study(spec: StudySpec, *, workers: int = 1, storage_url: str | None = No
 
     if workers < 1:
         raise ConfigError(f"--workers must be >= 1, got {workers}")
+    spec.trials()  # a bad spec fails here, before any storage is touched
     url = storage_url or default_storage(out_dir)
     storage = open_storage(url, heartbeat_interval, max_retry=spec.max_retries)
     study, queued = prepare_study(spec, storage, out_dir, new_name)

@@ -1,0 +1,70 @@
+"""Accuracy of the default configuration and of its alternatives, over several seeds.
+
+    python benchmarks/accuracy.py --data-dir ../shared/data/ag_news_mini --group default
+    python benchmarks/accuracy.py --data-dir ../shared/data/ag_news_mini --group tokenizer
+
+Each variant is a set of RunConfig changes from the defaults; every variant runs with the
+same seeds. Selection uses validation accuracy; test accuracy is reported alongside.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+import time
+
+from newslab.config import RunConfig
+from newslab.data import load_dataset
+from newslab.train import train
+
+GROUPS = {
+    "default": {"default": {}},
+    "tokenizer": {
+        "wordpiece 4k": {"tokenizer": "wordpiece", "vocab_size": 4000},
+        "wordpiece 8k": {"tokenizer": "wordpiece", "vocab_size": 8000},
+        "wordpiece 16k": {"tokenizer": "wordpiece", "vocab_size": 16000},
+        "bpe 8k": {"tokenizer": "bpe", "vocab_size": 8000},
+        "word 16k (min_freq 2)": {"tokenizer": "word", "vocab_size": 16000},
+        "word all (min_freq 1)": {"tokenizer": "word", "vocab_size": 200000, "min_freq": 1},
+    },
+}
+
+
+def mean_std(xs: list[float]) -> str:
+    return f"{100 * statistics.fmean(xs):.2f} ± {100 * statistics.stdev(xs):.2f}" if len(xs) > 1 else f"{100 * xs[0]:.2f}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data-dir", required=True)
+    parser.add_argument("--group", choices=GROUPS, default="default")
+    parser.add_argument("--variant", action="append", default=[], metavar="NAME=JSON",
+                        help='extra variant, e.g. \'drop 0.2={"dropout": 0.2}\'')
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--threads", type=int)
+    args = parser.parse_args()
+    variants = dict(GROUPS[args.group])
+    for item in args.variant:
+        name, _, changes = item.partition("=")
+        variants[name] = json.loads(changes)
+
+    out_dir = tempfile.mkdtemp(prefix="newslab-accuracy-")
+    print(f"{'variant':24s} {'vocab':>6s} {'params':>9s} {'val acc':>14s} {'test acc':>14s} {'s/run':>6s}")
+    for name, changes in variants.items():
+        vals, tests, times = [], [], []
+        for seed in range(args.seeds):
+            config = RunConfig(data_dir=args.data_dir, out_dir=out_dir, seed=seed, threads=args.threads, **changes)
+            dataset = load_dataset(config, progress=False)
+            started = time.perf_counter()
+            result = train(config, dataset=dataset, log=None, progress=False)
+            times.append(time.perf_counter() - started)
+            vals.append(result.best_val_accuracy)
+            tests.append(result.test_accuracy)
+        print(f"{name:24s} {dataset.vocab_size:6d} {result.params['total']:9d} {mean_std(vals):>14s} "
+              f"{mean_std(tests):>14s} {statistics.fmean(times):6.0f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,261 @@
+from __future__ import annotations
+
+import collections
+import csv
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from newslab.cli import main
+from newslab.config import ConfigError, NewslabError
+from newslab.results import format_results, study_results
+from newslab.study import PRESETS, StudySpec, load_spec, open_storage, prepare_study, run_study
+
+TINY = {"epochs": 1, "batch_size": 32, "num_layers": 1, "vocab_size": 200,
+        "min_freq": 1, "val_fraction": 0.2, "threads": 1}
+
+
+def tiny_spec(data_dir: Path, name: str = "tiny", **changes) -> StudySpec:
+    values = {"name": name, "fixed": {**TINY, "data_dir": str(data_dir)},
+              "scientific": {"embed_dim,num_heads": [[16, 2], [32, 4]], "lr": [1e-3, 3e-3]}, "seeds": 3}
+    return StudySpec(**{**values, **changes})
+
+
+def write_spec(path: Path, spec: StudySpec) -> Path:
+    path.write_text(yaml.safe_dump(spec.to_dict()))
+    return path
+
+
+def completed_keys(name: str, storage) -> collections.Counter:
+    return collections.Counter(tuple(sorted({**t.point, **t.nuisance, "seed": t.seed}.items()))
+                               for t in study_results(name, storage).trials if t.state == "COMPLETE")
+
+
+def cli(*args: str, **kwargs) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "newslab", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, **kwargs)
+
+
+# ------------------------------------------------------------------------------ specs
+def test_spec_is_the_cartesian_product(data_dir: Path) -> None:
+    plans = tiny_spec(data_dir).trials()
+    assert len(plans) == 2 * 2 * 3 and len({p.key for p in plans}) == 12
+    assert {(p.point["embed_dim"], p.point["num_heads"]) for p in plans} == {(16, 2), (32, 4)}
+
+
+def test_presets_have_the_manuals_shapes() -> None:
+    grid, ablations = load_spec("seed-grid"), load_spec("seed-ablations")
+    assert len(grid.trials()) == 3 * 2 * 3 and grid.fixed == {"epochs": 3, "batch_size": 64}
+    assert grid.choices("lr") == [5e-4, 1e-3] and grid.choices("num_heads") == [2, 4, 8]
+    assert ablations.base_study == "seed-grid" and ablations.choices("lr") == [5e-4, 1e-3]
+    assert ablations.choices("ablation") == ["none", "no_pe", "single_head", "no_ffn", "freeze_emb",
+                                             "no_dropout", "clip_grad"]
+    assert load_spec("quick-grid", seeds=1).seed_list == [0]
+    assert all(StudySpec(**PRESETS[p]).seed_list == [0, 1, 2] for p in PRESETS)
+
+
+@pytest.mark.parametrize("spec, message", [
+    ({"fixed": {"epochs": 1}, "scientific": {"lr": [1e-3]}, "bogus": 1}, "unknown field(s) bogus"),
+    ({"scientific": {"learning_rate": [1e-3]}}, "scientific: unknown parameter 'learning_rate'"),
+    ({"scientific": {"lr": ["fast"]}}, "lr must be float"),
+    ({"scientific": {"lr": []}}, "scientific.lr: needs a non-empty list"),
+    ({"scientific": {}}, "empty grid"),
+    ({"scientific": {"embed_dim,num_heads": [[64, 3]]}}, "--embed-dim 64 is not divisible by --num-heads 3"),
+    ({"fixed": {"lr": 1e-3}, "scientific": {"lr": [1e-3]}}, "'lr' is set twice"),
+    ({"scientific": {"lr": [1e-3]}, "seeds": 0}, "seeds must be a positive count"),
+])
+def test_bad_specs_fail_before_any_training(tmp_path: Path, spec: dict, message: str, capsys) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    code = main(["study", "run", str(path), "--out-dir", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and err.count("\n") == 1
+    assert not (tmp_path / "out" / "studies").exists()
+
+
+def test_ablations_need_a_finished_base_study(tmp_path: Path, data_dir: Path) -> None:
+    storage = open_storage(f"sqlite:///{tmp_path}/s.db")
+    ablations = StudySpec(name="abl", base_study="grid", fixed={**TINY, "data_dir": str(data_dir), "embed_dim": 16},
+                          scientific={"ablation": ["none", "no_ffn"]}, seeds=1)
+    with pytest.raises(NewslabError, match="study 'grid' not found"):
+        prepare_study(ablations, storage, tmp_path)
+    prepare_study(tiny_spec(data_dir, "grid", seeds=1), storage, tmp_path)  # queued, not run
+    with pytest.raises(NewslabError, match="base study 'grid' is not finished"):
+        prepare_study(ablations, storage, tmp_path)
+
+
+def test_unreachable_storage_names_the_url_with_password_masked() -> None:
+    with pytest.raises(NewslabError) as err:
+        open_storage("postgresql+psycopg://alice:s3cret@127.0.0.1:9/db")
+    assert "postgresql+psycopg://alice:***@127.0.0.1:9/db is unreachable" in str(err.value)
+    assert "s3cret" not in str(err.value)
+
+
+# ------------------------------------------------------------------ running in-process
+def test_study_runs_records_and_resumes_without_rerunning(tmp_path: Path, data_dir: Path) -> None:
+    url = f"sqlite:///{tmp_path}/s.db"
+    spec = tiny_spec(data_dir, seeds=2)
+    result = run_study(spec, storage_url=url, out_dir=tmp_path, log=lambda m: None)
+    assert result.counts() == {"complete": 8, "running": 0, "failed": 0, "waiting": 0}
+    trial = result.trials[0]
+    assert Path(trial.run_dir, "final.json").is_file() and trial.history and trial.test_predictions
+    storage = open_storage(url)
+    import optuna
+    frozen = optuna.load_study(study_name="tiny", storage=storage).trials[0]
+    assert list(frozen.intermediate_values) == [1] and set(frozen.params) == {"embed_dim", "num_heads", "lr", "seed"}
+    again = run_study(spec, storage_url=url, out_dir=tmp_path, log=lambda m: None)
+    assert [t.number for t in again.trials] == [t.number for t in result.trials]  # nothing re-run
+    with pytest.raises(NewslabError, match="different spec; use --new-name"):
+        run_study(tiny_spec(data_dir, seeds=3), storage_url=url, out_dir=tmp_path, log=lambda m: None)
+    renamed = run_study(tiny_spec(data_dir, seeds=1), storage_url=url, out_dir=tmp_path, new_name="tiny-1seed",
+                        log=lambda m: None)
+    assert renamed.name == "tiny-1seed" and renamed.counts()["complete"] == 4
+
+
+def test_results_are_sorted_by_mean_validation_accuracy(tmp_path: Path, data_dir: Path) -> None:
+    url = f"sqlite:///{tmp_path}/s.db"
+    result = run_study(tiny_spec(data_dir, seeds=2), storage_url=url, out_dir=tmp_path, log=lambda m: None)
+    rows = result.rows()
+    assert len(rows) == 4 and all(r["n"] == 2 for r in rows)
+    assert [r["val_acc_mean"] for r in rows] == sorted((r["val_acc_mean"] for r in rows), reverse=True)
+    parsed = list(csv.DictReader(io.StringIO(format_results(result, "csv"))))
+    assert [float(r["val_acc_mean"]) for r in parsed] == [r["val_acc_mean"] for r in rows]
+    assert json.loads(format_results(result, "json"))["counts"]["complete"] == 8
+    assert format_results(result, "markdown").count("\n") == 5
+    table = format_results(result, "table")
+    assert "test acc" in table and "±" in table
+
+
+def test_ablation_study_uses_each_variants_best_lr(tmp_path: Path, data_dir: Path) -> None:
+    url = f"sqlite:///{tmp_path}/s.db"
+    run_study(tiny_spec(data_dir, "grid", seeds=1), storage_url=url, out_dir=tmp_path, log=lambda m: None)
+    best = study_results("grid", open_storage(url)).best()
+    abl = StudySpec(name="abl", base_study="grid", fixed={"epochs": 1},
+                    scientific={"ablation": ["none", "no_ffn"]}, nuisance={"lr": [1e-3, 3e-3]}, seeds=1)
+    result = run_study(abl, storage_url=url, out_dir=tmp_path, log=lambda m: None)
+    assert result.spec.fixed["embed_dim"] == best.point["embed_dim"] and "lr" not in result.spec.fixed
+    assert len(result.summaries()) == 4 and len(result.points()) == 2
+    for point in result.points():
+        rivals = [s for s in result.summaries() if s.point == point.point]
+        assert point.val_mean == max(s.val_mean for s in rivals)
+
+
+def test_failed_trials_are_recorded_and_retried_up_to_the_limit(tmp_path: Path, data_dir: Path, monkeypatch) -> None:
+    import importlib
+    train_mod = importlib.import_module("newslab.train")
+    real_train = train_mod.train
+
+    def flaky(config, **kwargs):
+        if config.seed == 1 and config.embed_dim == 16:
+            raise MemoryError("simulated out of memory")
+        return real_train(config, **kwargs)
+    monkeypatch.setattr(train_mod, "train", flaky)
+    url = f"sqlite:///{tmp_path}/s.db"
+    spec = tiny_spec(data_dir, seeds=2, scientific={"embed_dim,num_heads": [[16, 2], [32, 4]]}, max_retries=1)
+    result = run_study(spec, storage_url=url, out_dir=tmp_path, log=lambda m: None)
+    assert result.counts() == {"complete": 3, "running": 0, "failed": 1, "waiting": 0}
+    failed = [t for t in result.trials if t.state == "FAIL"][0]
+    assert "MemoryError: simulated out of memory" in failed.fail_reason
+    assert run_study(spec, storage_url=url, out_dir=tmp_path, log=lambda m: None).counts()["failed"] == 2
+    assert run_study(spec, storage_url=url, out_dir=tmp_path, log=lambda m: None).counts()["failed"] == 2  # limit
+    monkeypatch.setattr(train_mod, "train", real_train)
+    assert run_study(spec, storage_url=url, out_dir=tmp_path, log=lambda m: None).counts()["complete"] == 3
+
+
+# ------------------------------------------------------------- concurrency and crashes
+def _run_concurrent_workers(url: str, spec: StudySpec, tmp_path: Path, workers: int) -> None:
+    storage = open_storage(url)
+    prepare_study(spec, storage, tmp_path)
+    procs = [cli("study", "worker", spec.name, "--storage", url, "--out-dir", str(tmp_path), "--threads", "1")
+             for _ in range(workers)]
+    outputs = [p.communicate(timeout=600)[0] for p in procs]
+    assert all(p.returncode == 0 for p in procs), outputs
+    ran = [sum("done:" in line for line in out.splitlines()) for out in outputs]
+    assert sum(ran) == len(spec.trials())
+    counts = completed_keys(spec.name, storage)
+    assert len(counts) == len(spec.trials()) and set(counts.values()) == {1}  # each point x seed exactly once
+    assert study_results(spec.name, storage).counts()["complete"] == len(spec.trials())
+
+
+def test_three_workers_on_sqlite_run_each_trial_exactly_once(tmp_path: Path, data_dir: Path) -> None:
+    _run_concurrent_workers(f"sqlite:///{tmp_path}/s.db", tiny_spec(data_dir), tmp_path, workers=3)
+
+
+@pytest.mark.postgres
+def test_two_workers_on_postgresql_run_each_trial_exactly_once(tmp_path: Path, data_dir: Path) -> None:
+    url = os.environ.get("NEWSLAB_TEST_POSTGRES_URL")
+    if not url:
+        message = "NEWSLAB_TEST_POSTGRES_URL is not set (.ci/services.sh starts PostgreSQL and sets it)"
+        pytest.fail(message) if os.environ.get("CI") else pytest.skip(message)
+    name = f"pg-{os.getpid()}-{int(time.time())}"  # a fresh study name on the shared server
+    _run_concurrent_workers(url, tiny_spec(data_dir, name, seeds=2), tmp_path, workers=2)
+
+
+def test_kill_9_mid_trial_then_rerun_finishes_without_duplicates(tmp_path: Path, data_dir: Path) -> None:
+    url = f"sqlite:///{tmp_path}/s.db"
+    spec = tiny_spec(data_dir, seeds=1, scientific={"lr": [1e-3, 2e-3, 3e-3]},
+                     fixed={**TINY, "data_dir": str(data_dir), "epochs": 12, "embed_dim": 16, "num_heads": 2})
+    path = write_spec(tmp_path / "tiny.yaml", spec)
+    command = ["study", "run", str(path), "--storage", url, "--out-dir", str(tmp_path), "--heartbeat", "1"]
+    proc = cli(*command)
+    storage = open_storage(url)
+    deadline = time.time() + 300
+    while time.time() < deadline:  # wait for: one trial complete, the next one running
+        try:
+            counts = study_results("tiny", storage).counts()
+        except NewslabError:
+            counts = {}
+        if counts.get("complete") == 1 and counts.get("running") == 1:
+            break
+        time.sleep(0.2)
+    time.sleep(1.5)  # well inside the running trial
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    before = study_results("tiny", storage)
+    killed = [t for t in before.trials if t.state == "RUNNING"]
+    done_first = [t.number for t in before.trials if t.state == "COMPLETE"]
+    assert len(killed) == 1 and len(done_first) == 1
+    assert json.loads(Path(killed[0].run_dir, "final.json").read_text())["status"] == "running"
+
+    rerun = cli(*command)
+    out = rerun.communicate(timeout=600)[0]
+    assert rerun.returncode == 0, out
+    after = study_results("tiny", storage)
+    by_number = {t.number: t for t in after.trials}
+    assert by_number[done_first[0]].state == "COMPLETE"  # the finished trial was not re-run
+    assert by_number[killed[0].number].state == "FAIL"  # the killed attempt is failed, not counted ...
+    assert after.counts()["complete"] == 3  # ... and retried
+    assert set(completed_keys("tiny", storage).values()) == {1}
+    assert sum(out.count(f"trial {n} done") for n in done_first) == 0
+    assert all(Path(t.run_dir, "final.json").is_file() and
+               json.loads(Path(t.run_dir, "final.json").read_text())["status"] == "completed"
+               for t in after.trials if t.state == "COMPLETE")
+
+
+def test_local_workers_split_the_cores(tmp_path: Path, data_dir: Path) -> None:
+    spec = tiny_spec(data_dir, seeds=1, fixed={k: v for k, v in {**TINY, "data_dir": str(data_dir)}.items()
+                                               if k != "threads"})
+    result = run_study(spec, workers=2, storage_url=f"sqlite:///{tmp_path}/s.db", out_dir=tmp_path,
+                       log=lambda m: None)
+    expected = max(1, len(os.sched_getaffinity(0)) // 2)
+    threads = {json.loads(Path(t.run_dir, "config.json").read_text())["threads"] for t in result.trials}
+    assert result.counts()["complete"] == 4 and threads == {expected}
+
+
+def test_status_and_results_commands(tmp_path: Path, data_dir: Path, capsys) -> None:
+    url = f"sqlite:///{tmp_path}/s.db"
+    run_study(tiny_spec(data_dir, seeds=1), storage_url=url, out_dir=tmp_path, log=lambda m: None)
+    assert main(["study", "status", "tiny", "--storage", url]) == 0
+    assert "4/4 complete, 0 running, 0 failed, 0 waiting" in capsys.readouterr().out
+    assert main(["study", "results", "tiny", "--storage", url, "--format", "markdown"]) == 0
+    assert capsys.readouterr().out.startswith("| embed_dim | num_heads | lr |")
+    assert main(["study", "status", "missing", "--storage", url]) == 2
+    assert "study 'missing' not found" in capsys.readouterr().err
