@@ -28,3 +28,7 @@ if ! "$PG_BIN/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT"; then
 fi
 export NEWSLAB_TEST_POSTGRES_URL="postgresql+psycopg://newslab:newslab@127.0.0.1:$PG_PORT/newslab"
 echo "services: PostgreSQL at 127.0.0.1:$PG_PORT"
+
+# --- Chromium (headless check of report.html) and a CJK font (Chinese report figures) ----
+apt_install chromium chromium-driver fonts-wqy-microhei
+echo "services: $(chromium --version 2>/dev/null | head -n 1), CJK font: $(fc-list :lang=zh family | head -n 1)"

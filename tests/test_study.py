@@ -202,21 +202,27 @@ def test_two_workers_on_postgresql_run_each_trial_exactly_once(tmp_path: Path, d
 def test_kill_9_mid_trial_then_rerun_finishes_without_duplicates(tmp_path: Path, data_dir: Path) -> None:
     url = f"sqlite:///{tmp_path}/s.db"
     spec = tiny_spec(data_dir, seeds=1, scientific={"lr": [1e-3, 2e-3, 3e-3]},
-                     fixed={**TINY, "data_dir": str(data_dir), "epochs": 12, "embed_dim": 16, "num_heads": 2})
+                     fixed={**TINY, "data_dir": str(data_dir), "epochs": 60, "embed_dim": 16, "num_heads": 2})
     path = write_spec(tmp_path / "tiny.yaml", spec)
     command = ["study", "run", str(path), "--storage", url, "--out-dir", str(tmp_path), "--heartbeat", "1"]
     proc = cli(*command)
     storage = open_storage(url)
+
+    def epochs_done(trial) -> int:
+        metrics = Path(trial.run_dir or "/nonexistent", "metrics.csv")
+        return max(0, len(metrics.read_text().splitlines()) - 1) if metrics.is_file() else 0
+
     deadline = time.time() + 300
-    while time.time() < deadline:  # wait for: one trial complete, the next one running
+    while time.time() < deadline:  # wait for: one trial complete, the next one a few epochs into its 60
         try:
-            counts = study_results("tiny", storage).counts()
+            current = study_results("tiny", storage)
         except NewslabError:
-            counts = {}
-        if counts.get("complete") == 1 and counts.get("running") == 1:
+            time.sleep(0.2)
+            continue
+        running = [t for t in current.trials if t.state == "RUNNING"]
+        if current.counts().get("complete") == 1 and running and 2 <= epochs_done(running[0]) < 50:
             break
-        time.sleep(0.2)
-    time.sleep(1.5)  # well inside the running trial
+        time.sleep(0.1)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     before = study_results("tiny", storage)

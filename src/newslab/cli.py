@@ -162,6 +162,52 @@ def add_study_commands(sub) -> None:
     p.set_defaults(func=cmd_study_results)
 
 
+def add_report_commands(sub) -> None:
+    """`newslab report` and `newslab manual` (the analysis and the whole handbook)."""
+
+    def cmd_report(args: argparse.Namespace) -> int:
+        from .report import build_report
+
+        files = build_report(args.studies, storage_url=args.storage, out_dir=args.out_dir, report_dir=args.report_dir,
+                             lang=args.lang, data_dir=args.data_dir)
+        untested = [c.text for c in files.claims if c.topic == "caveat" and c.verdict == "untested"]
+        for text in untested:  # the report says it too; a script reading stderr learns it here
+            print(f"newslab: note: {text}", file=sys.stderr)
+        return 0
+
+    def cmd_manual(args: argparse.Namespace) -> int:
+        from .manual import run_manual
+
+        outcome = run_manual(args.preset, out_dir=args.out_dir, storage_url=args.storage, data_dir=args.data_dir,
+                             lang=args.lang, workers=args.workers, threads=args.threads)
+        return 0 if outcome.grid.points() else 1
+
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--out-dir", default="outputs", metavar="DIR",
+                       help="output root: storage, runs, and the report in OUT_DIR/report (default: outputs)")
+        p.add_argument("--storage", metavar="URL", help="Optuna RDB URL (default: $NEWSLAB_STORAGE, else "
+                       "sqlite:///OUT_DIR/studies.db)")
+        p.add_argument("--lang", choices=("en", "zh"), default="en", help="report language (default: en)")
+        p.add_argument("--data-dir", metavar="DIR", help="the data folder, when not the one recorded in the runs "
+                       "(default: $NEWSLAB_DATA_DIR, else data/ag_news)")
+
+    p = sub.add_parser("report", help="tables, plots, attention maps and conclusions of finished studies")
+    p.add_argument("studies", nargs="+", metavar="STUDY", help="study names, e.g. quick-grid quick-ablations")
+    common(p)
+    p.add_argument("--report-dir", metavar="DIR", help="where report.md, report.html and figures/ go "
+                   "(default: OUT_DIR/report)")
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("manual", help="the whole handbook: baseline, grid, ablations, attention, report (resumable)")
+    p.add_argument("--preset", choices=("quick", "seed", "full"), default="quick",
+                   help="quick: minutes on a laptop CPU; seed: the original manual's settings; full: 5 seeds, "
+                        "10 epochs (default: quick)")
+    common(p)
+    p.add_argument("--workers", type=int, default=1, help="parallel study workers (default: 1)")
+    p.add_argument("--threads", type=int, help="torch threads per worker (default: 1 for quick, else cores / workers)")
+    p.set_defaults(func=cmd_manual)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="newslab", description="Transformer experiments on AG News-style data.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=Parser)
@@ -183,6 +229,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_predict)
 
     add_study_commands(sub)
+    add_report_commands(sub)
     return parser
 
 

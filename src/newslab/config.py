@@ -81,6 +81,10 @@ class RunConfig:
     device: str = _f("auto", "auto | cpu | cuda | mps", choices=DEVICES)
     threads: int | None = _f(None, "torch CPU threads", shown="torch's default, one per core")
     eval_batch_size: int = _f(256, "batch size for validation / test passes")
+    precision: str = _f("auto", "autocast precision: auto (bf16 on CUDA and on CPUs with native bf16, "
+                        "i.e. AVX512-BF16 or AMX; fp32 elsewhere) | bf16 | fp32", choices=("auto", "bf16", "fp32"))
+    compile: str = _f("auto", "torch.compile the model for training: auto (CUDA runs of >= 100,000 training samples, "
+                      "epochs x rows; never on CPU, where it measured no faster) | on | off", choices=("auto", "on", "off"))
     out_dir: str = _f("outputs", "output root; runs go to OUT_DIR/runs/<run-id>")
     run_name: str | None = _f(None, "run folder name", shown="time stamp + settings")
 

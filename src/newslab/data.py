@@ -214,9 +214,19 @@ def train_tokenizer(texts: list[str], kind: str, vocab_size: int, min_freq: int)
     return tok
 
 
+ENCODE_CHUNK = 4096  # texts per encode_batch: HF Encoding objects (offsets, strings) cost ~200 bytes a token
+
+
+def encode_chunks(tokenizer, texts: list[str]) -> Iterator[list[list[int]]]:
+    """Token ids per text, a chunk of texts at a time (so the Encoding objects of a 120k-row split
+    never live at once); a text that normalizes to nothing becomes [UNK] (never an empty row)."""
+    for start in range(0, len(texts), ENCODE_CHUNK):
+        yield [enc.ids or [UNK_ID] for enc in tokenizer.encode_batch(texts[start:start + ENCODE_CHUNK],
+                                                                     add_special_tokens=False)]
+
+
 def encode(tokenizer, texts: list[str]) -> list[list[int]]:
-    """Token ids per text; a text that normalizes to nothing becomes [UNK] (never an empty row)."""
-    return [enc.ids or [UNK_ID] for enc in tokenizer.encode_batch(texts, add_special_tokens=False)]
+    return [row for chunk in encode_chunks(tokenizer, texts) for row in chunk]
 
 
 @dataclass
@@ -230,12 +240,15 @@ class EncodedSplit:
 
     @classmethod
     def build(cls, tokenizer, split: Split) -> "EncodedSplit":
-        rows = encode(tokenizer, split.texts)
-        lengths = torch.tensor([len(r) for r in rows], dtype=torch.int64)
-        offsets = torch.zeros(len(rows) + 1, dtype=torch.int64)
-        torch.cumsum(lengths, 0, out=offsets[1:])
-        ids = torch.tensor([t for r in rows for t in r], dtype=torch.int32)
-        return cls(ids, offsets, torch.tensor(split.labels, dtype=torch.int64), split.texts)
+        ids, lengths = [], []
+        for rows in encode_chunks(tokenizer, split.texts):
+            lengths.append(torch.tensor([len(r) for r in rows], dtype=torch.int64))
+            ids.append(torch.tensor([t for r in rows for t in r], dtype=torch.int32))
+        lengths_all = torch.cat(lengths) if lengths else torch.zeros(0, dtype=torch.int64)
+        offsets = torch.zeros(len(lengths_all) + 1, dtype=torch.int64)
+        torch.cumsum(lengths_all, 0, out=offsets[1:])
+        return cls(torch.cat(ids) if ids else torch.zeros(0, dtype=torch.int32), offsets,
+                   torch.tensor(split.labels, dtype=torch.int64), split.texts)
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -328,9 +341,11 @@ class Batch:
     index: torch.Tensor  # (B,) row numbers in the split
 
     def to(self, device: torch.device) -> "Batch":
-        nb = device.type == "cuda"
-        return Batch(self.ids.to(device, non_blocking=nb), self.pad_mask.to(device, non_blocking=nb),
-                     self.labels.to(device, non_blocking=nb), self.index)
+        if device.type == "cpu":
+            return self
+        nb = device.type == "cuda"  # pinned host memory: the copy overlaps the previous step's kernels
+        move = (lambda t: t.pin_memory().to(device, non_blocking=True)) if nb else (lambda t: t.to(device))
+        return Batch(move(self.ids), move(self.pad_mask), move(self.labels), self.index)
 
 
 def collate(split: EncodedSplit, index: torch.Tensor, max_len: int) -> Batch:

@@ -368,6 +368,10 @@ def _run_trial(study, trial_id: int, out_dir: Path, threads: int | None, log: Ca
         try:
             result = train(config, run_dir=run_dir, log=None, progress=False,
                            on_epoch=lambda epoch, row: trial.report(row["val_accuracy"], epoch))
+        except KeyboardInterrupt:  # failed now, so the next `study run` re-queues it at once
+            trial.set_user_attr("fail_reason", "interrupted by the user (Ctrl-C)")
+            study.tell(trial, state=TrialState.FAIL)
+            raise
         except Exception as exc:  # out of memory, a bug, a bad file: recorded, the study goes on
             trial.set_user_attr("fail_reason", f"{type(exc).__name__}: {exc}"[:500])
             study.tell(trial, state=TrialState.FAIL)

@@ -27,9 +27,13 @@ from .config import NewslabError, RunConfig
 from .data import Dataset, EncodedSplit, iterate_batches
 from .metrics import accuracy, macro_f1
 from .model import TextClassifier
+from .step import TrainStep, amp_dtype, autocast, grad_norm, wants_compile  # noqa: F401 (grad_norm: API)
 
 METRIC_COLUMNS = ["epoch", "train_loss", "val_loss", "val_accuracy", "val_macro_f1", "lr", "grad_norm",
                   "samples_per_s", "tokens_per_s", "epoch_time_s"]
+
+
+CHECK_EVERY = 32  # steps between NaN/inf checks of the loss (each check is one host sync)
 
 
 class TrainingDiverged(NewslabError):
@@ -76,11 +80,6 @@ def select_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def autocast(device: torch.device):
-    """bf16 autocast on CUDA; full precision elsewhere."""
-    return torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
-
-
 def atomic_write(path: Path, write: Callable[[str], None]) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
     os.close(fd)
@@ -115,27 +114,23 @@ def lr_lambda(total_steps: int, warmup: float) -> Callable[[int], float]:
     return factor
 
 
-def grad_norm(params: list[torch.Tensor]) -> torch.Tensor:
-    grads = [p.grad for p in params if p.grad is not None]
-    return torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
-
-
 # ------------------------------------------------------------------------ evaluation
 @torch.inference_mode()
 def evaluate(model: TextClassifier, split: EncodedSplit, num_classes: int, device: torch.device,
-             batch_size: int = 256, max_len: int = 128) -> EvalResult:
+             batch_size: int = 256, max_len: int = 128, precision: str = "auto") -> EvalResult:
     """Loss, accuracy, macro-F1 and per-row predictions over a split, in length-sorted batches."""
     model.eval()
+    amp = amp_dtype(precision, device)
     probs = torch.empty(len(split), num_classes)
-    total_loss = 0.0
+    losses = []  # per-batch sums, left on the device until the end
     for batch in iterate_batches(split, batch_size, max_len):
         batch = batch.to(device)
-        with autocast(device):
+        with autocast(device, amp):
             logits = model(batch.ids, batch.pad_mask).float()
-        total_loss += F.cross_entropy(logits, batch.labels, reduction="sum").item()
+        losses.append(F.cross_entropy(logits, batch.labels, reduction="sum"))
         probs[batch.index] = logits.softmax(-1).cpu()
     predictions = probs.argmax(-1)
-    return EvalResult(total_loss / len(split), accuracy(predictions, split.labels),
+    return EvalResult(torch.stack(losses).cpu().double().sum().item() / len(split), accuracy(predictions, split.labels),
                       macro_f1(predictions, split.labels, num_classes), predictions, probs)
 
 
@@ -189,6 +184,38 @@ def epoch_line(epoch: int, epochs: int, row: dict) -> str:
 
 
 # ------------------------------------------------------------------------- training
+def train_epoch(step: TrainStep, scheduler, batches, device: torch.device,
+                epoch: int) -> tuple[float, float, int, int, float]:
+    """One pass; returns (mean loss, mean unclipped grad norm, samples, real tokens, seconds).
+
+    Losses and norms stay on the device; every CHECK_EVERY steps one host sync checks that
+    the loss is finite (TrainingDiverged names the first bad step).
+    """
+    t0, losses, norms, samples, tokens, checked = time.perf_counter(), [], [], 0, 0, 0
+    for batch in batches:
+        tokens += int(batch.pad_mask.numel() - batch.pad_mask.sum())  # on the host, before the copy
+        samples += len(batch.labels)
+        batch = batch.to(device)
+        loss, norm = step(batch.ids, batch.pad_mask, batch.labels)
+        scheduler.step()
+        losses.append(loss)
+        norms.append(norm)
+        if len(losses) - checked >= CHECK_EVERY:
+            checked = _check_finite(losses, checked, epoch)
+    _check_finite(losses, checked, epoch)
+    loss_mean, norm_mean = (torch.stack(v).cpu().double().mean().item() for v in (losses, norms))
+    return loss_mean, norm_mean, samples, tokens, time.perf_counter() - t0
+
+
+def _check_finite(losses: list[torch.Tensor], start: int, epoch: int) -> int:
+    window = torch.stack(losses[start:])
+    bad = (~torch.isfinite(window)).nonzero()
+    if len(bad):
+        i = int(bad[0, 0])
+        raise TrainingDiverged(f"loss became {window[i].item()} at epoch {epoch}, step {start + i + 1}")
+    return len(losses)
+
+
 def train(config: RunConfig, *, dataset: Dataset | None = None, run_dir: str | Path | None = None,
           on_epoch: Callable[[int, dict], None] | None = None, log: Callable[[str], None] | None = print,
           progress: bool | None = None) -> RunResult:
@@ -216,11 +243,12 @@ def train(config: RunConfig, *, dataset: Dataset | None = None, run_dir: str | P
                "data": {k: dataset.info[k] for k in ("rows", "cache_key", "tokenizer")}}
     write_json(run_dir / "final.json", summary)
 
-    trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = make_optimizer(model, config, device)
     steps_per_epoch = math.ceil(len(dataset.train) / config.batch_size)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(config.epochs * steps_per_epoch, config.warmup))
-    max_norm = config.max_grad_norm if config.clip_grad else math.inf
+    amp = amp_dtype(config.precision, device)
+    step = TrainStep(model, optimizer, config, amp, wants_compile(config, device, len(dataset.train)), log)
+    summary.update(precision=str(amp or torch.float32).replace("torch.", ""), compiled=step.compiled)
     best_state, train_seconds, train_samples, train_tokens = None, 0.0, 0, 0
     with open(run_dir / "metrics.csv", "w", newline="") as metrics_file:
         writer = csv.DictWriter(metrics_file, fieldnames=METRIC_COLUMNS)
@@ -228,37 +256,18 @@ def train(config: RunConfig, *, dataset: Dataset | None = None, run_dir: str | P
         try:
             for epoch in range(1, config.epochs + 1):
                 model.train()
-                t0, loss_sum, norm_sum, steps, samples, tokens = time.perf_counter(), 0.0, 0.0, 0, 0, 0
                 lr_now = optimizer.param_groups[0]["lr"]
                 batches = iterate_batches(dataset.train, config.batch_size, config.max_len, generator)
                 if progress:
                     from tqdm import tqdm
                     batches = tqdm(batches, total=steps_per_epoch, desc=f"Epoch {epoch}/{config.epochs}", leave=False)
-                for batch in batches:
-                    batch = batch.to(device)
-                    with autocast(device):
-                        logits = model(batch.ids, batch.pad_mask)
-                    loss = F.cross_entropy(logits.float(), batch.labels, label_smoothing=config.label_smoothing)
-                    loss_value = loss.item()
-                    if not math.isfinite(loss_value):
-                        raise TrainingDiverged(f"loss became {loss_value} at epoch {epoch}, step {steps + 1}")
-                    optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
-                    norm = (torch.nn.utils.clip_grad_norm_(trainable, max_norm) if config.clip_grad
-                            else grad_norm(trainable))  # the norm before clipping, logged either way
-                    optimizer.step()
-                    scheduler.step()
-                    loss_sum += loss_value
-                    norm_sum += float(norm)
-                    steps += 1
-                    samples += len(batch.labels)
-                    tokens += int((~batch.pad_mask).sum())
-                elapsed = time.perf_counter() - t0
+                loss_mean, norm_mean, samples, tokens, elapsed = train_epoch(step, scheduler, batches, device, epoch)
                 train_seconds, train_samples, train_tokens = train_seconds + elapsed, train_samples + samples, train_tokens + tokens
-                val = evaluate(model, dataset.val, dataset.num_classes, device, config.eval_batch_size, config.max_len)
-                row = {"epoch": epoch, "train_loss": loss_sum / steps, "val_loss": val.loss,
+                val = evaluate(model, dataset.val, dataset.num_classes, device, config.eval_batch_size, config.max_len,
+                               config.precision)
+                row = {"epoch": epoch, "train_loss": loss_mean, "val_loss": val.loss,
                        "val_accuracy": val.accuracy, "val_macro_f1": val.macro_f1, "lr": lr_now,
-                       "grad_norm": norm_sum / steps, "samples_per_s": samples / elapsed,
+                       "grad_norm": norm_mean, "samples_per_s": samples / elapsed,
                        "tokens_per_s": tokens / elapsed, "epoch_time_s": elapsed}
                 writer.writerow(row)
                 metrics_file.flush()
@@ -285,8 +294,10 @@ def train(config: RunConfig, *, dataset: Dataset | None = None, run_dir: str | P
 
     if best_state is not None:  # the test split is evaluated once, on the selected checkpoint
         model.load_state_dict(best_state)
-        val = evaluate(model, dataset.val, dataset.num_classes, device, config.eval_batch_size, config.max_len)
-        test = evaluate(model, dataset.test, dataset.num_classes, device, config.eval_batch_size, config.max_len)
+        val = evaluate(model, dataset.val, dataset.num_classes, device, config.eval_batch_size, config.max_len,
+                       config.precision)
+        test = evaluate(model, dataset.test, dataset.num_classes, device, config.eval_batch_size, config.max_len,
+                        config.precision)
         result.test_accuracy, result.test_macro_f1 = test.accuracy, test.macro_f1
         summary.update(test_loss=test.loss)
         write_json(run_dir / "predictions.json", {
@@ -319,7 +330,7 @@ def evaluate_run(run_dir: str | Path, csv_path: str | Path | None = None, data_d
     rows = data_mod.read_split(Path(csv_path), len(run.class_names), run.config.normalize)
     split = EncodedSplit.build(run.tokenizer, rows)
     return evaluate(run.model, split, len(run.class_names), torch.device(device), run.config.eval_batch_size,
-                    run.config.max_len)
+                    run.config.max_len, run.config.precision)
 
 
 @torch.inference_mode()
@@ -330,4 +341,4 @@ def predict(run: LoadedRun, texts: list[str]) -> torch.Tensor:
     split = EncodedSplit.build(run.tokenizer, data_mod.Split(texts, [0] * len(texts)))
     device = next(run.model.parameters()).device
     return evaluate(run.model, split, len(run.class_names), device, run.config.eval_batch_size,
-                    run.config.max_len).probabilities
+                    run.config.max_len, run.config.precision).probabilities

@@ -1,0 +1,214 @@
+"""`newslab manual`: the whole handbook, end to end and resumable.
+
+Baseline run -> grid study -> ablation study at the grid's best configuration -> attention
+analysis of the selected model -> report. The CLI and notebooks/transformer_manual.ipynb call
+these same functions, step by step or all at once with `run_manual`.
+
+Resuming: the studies live in Optuna storage, so a re-run only runs the trials that are not
+complete; the baseline run has a fixed folder whose final.json says "completed" once done.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import json
+import os
+import time
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Callable, Iterator
+
+from .config import ConfigError, NewslabError, RunConfig
+from .report import ReportFiles, build_report
+from .report.attention import AttentionAnalysis, analyse_run
+from .report.bestmodel import best_run
+from .results import StudyResult
+from .study import StudySpec, default_storage, load_spec, run_study
+from .train import RunResult, train
+
+Log = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class ManualPreset:
+    grid: str  # study preset of the grid
+    ablations: str  # study preset of the ablations (its base_study is replaced by the grid's name)
+    name: str | None = None  # study name prefix when the studies differ from the presets
+    seeds: int | None = None  # None: the presets' own (3)
+    epochs: int | None = None  # None: the presets' own
+    threads: int | None = None  # torch threads per worker; None: cores / workers
+
+
+MANUAL_PRESETS = {
+    # tiny models, where a second thread costs more in synchronisation than it computes
+    "quick": ManualPreset("quick-grid", "quick-ablations", threads=1),
+    "seed": ManualPreset("seed-grid", "seed-ablations"),  # the original manual's settings
+    "full": ManualPreset("seed-grid", "seed-ablations", name="full", seeds=5, epochs=10),
+}
+
+
+@dataclass
+class ManualPlan:
+    preset: str
+    baseline: RunConfig
+    grid: StudySpec
+    ablations: StudySpec
+    out_dir: Path
+    storage_url: str
+    lang: str = "en"
+    data_dir: str | None = None
+    workers: int = 1
+    threads: int | None = None
+
+    @property
+    def baseline_dir(self) -> Path:
+        return self.out_dir / "runs" / self.baseline.run_name
+
+    @property
+    def report_dir(self) -> Path:
+        return self.out_dir / "report"
+
+    @property
+    def command(self) -> str:
+        data_dir = self.data_dir or os.environ.get("NEWSLAB_DATA_DIR")
+        data = f"NEWSLAB_DATA_DIR={data_dir} " if data_dir else ""
+        return f"{data}newslab manual --preset {self.preset} --out-dir {self.out_dir} --lang {self.lang}"
+
+
+def _with(spec: StudySpec, **changes) -> StudySpec:
+    return StudySpec(**{**spec.to_dict(), **changes})
+
+
+def manual_plan(preset: str = "quick", *, out_dir: str | Path = "outputs", storage_url: str | None = None,
+                data_dir: str | Path | None = None, lang: str = "en", workers: int = 1,
+                threads: int | None = None) -> ManualPlan:
+    """What `newslab manual --preset PRESET` runs, without running anything."""
+    if preset not in MANUAL_PRESETS:
+        raise ConfigError(f"--preset {preset!r} is not one of: {' | '.join(MANUAL_PRESETS)}")
+    p = MANUAL_PRESETS[preset]
+    grid, ablations = load_spec(p.grid, seeds=p.seeds), load_spec(p.ablations, seeds=p.seeds)
+    if p.name:
+        epochs = {"epochs": p.epochs} if p.epochs else {}
+        grid = _with(grid, name=f"{p.name}-grid", fixed={**grid.fixed, **epochs})
+        ablations = _with(ablations, name=f"{p.name}-ablations", base_study=grid.name,
+                          fixed={**ablations.fixed, **epochs})
+    out = Path(out_dir)
+    # The baseline: newslab train's defaults under the grid's fixed settings (epochs, data subset).
+    known = {f.name for f in fields(RunConfig)}
+    baseline = RunConfig.from_dict({**{k: v for k, v in grid.fixed.items() if k in known},
+                                    "run_name": f"manual-{preset}-baseline", "out_dir": str(out),
+                                    "threads": threads or p.threads})
+    return ManualPlan(preset, baseline, grid, ablations, out, storage_url or default_storage(out), lang,
+                      str(data_dir) if data_dir else None, workers, threads or p.threads)
+
+
+@contextlib.contextmanager
+def _data_dir(plan: ManualPlan) -> Iterator[None]:
+    """Runs (also in study worker processes) find the data through NEWSLAB_DATA_DIR: set it for the
+    duration of a step rather than writing a path into the configs and specs, which would change
+    them (and make the CLI and the notebook disagree about what is already done)."""
+    if plan.data_dir is None:
+        yield
+        return
+    before = os.environ.get("NEWSLAB_DATA_DIR")
+    os.environ["NEWSLAB_DATA_DIR"] = plan.data_dir
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ["NEWSLAB_DATA_DIR"]
+        else:
+            os.environ["NEWSLAB_DATA_DIR"] = before
+
+
+# Where and how a run executes, not what it computes: a change here does not redo a finished run.
+EXECUTION_FIELDS = ("threads", "device", "compile", "out_dir", "data_dir", "run_name", "eval_batch_size")
+
+
+def finished_run(run_dir: Path, config: RunConfig) -> RunResult | None:
+    """The RunResult of a completed run of this config, read back from its folder; None if the
+    folder holds no run, an unfinished one, or one with other settings."""
+    final_path, config_path = run_dir / "final.json", run_dir / "config.json"
+    if not final_path.is_file() or not config_path.is_file():
+        return None
+    final = json.loads(final_path.read_text())
+    try:  # read through RunConfig: a field added to newslab since then takes its default, as it did
+        saved = RunConfig.from_dict(json.loads(config_path.read_text()), source=str(config_path))
+    except ConfigError:  # written by a version with fields this one does not know: not comparable
+        return None
+    settings = lambda c: {k: v for k, v in c.to_dict().items() if k not in EXECUTION_FIELDS}
+    if final.get("status") != "completed" or settings(saved) != settings(config):
+        return None
+    with open(run_dir / "metrics.csv", newline="") as fh:
+        history = [{k: float(v) for k, v in row.items()} for row in csv.DictReader(fh)]
+    values = {f.name: final[f.name] for f in fields(RunResult) if f.name in final and f.name != "run_dir"}
+    return RunResult(run_dir=run_dir, **{**values, "history": history})
+
+
+def run_baseline(plan: ManualPlan, log: Log = print) -> RunResult:
+    done = finished_run(plan.baseline_dir, plan.baseline)
+    if done is not None:
+        log(f"baseline: already completed in {plan.baseline_dir} (not re-run)")
+        return done
+    with _data_dir(plan):
+        return train(plan.baseline, run_dir=plan.baseline_dir, log=log, progress=False)
+
+
+def run_grid(plan: ManualPlan, log: Log = print) -> StudyResult:
+    with _data_dir(plan):
+        return run_study(plan.grid, workers=plan.workers, storage_url=plan.storage_url, out_dir=plan.out_dir,
+                         threads=plan.threads, log=log)
+
+
+def run_ablations(plan: ManualPlan, log: Log = print) -> StudyResult:
+    """The ablation study, at the best configuration of the finished grid study."""
+    with _data_dir(plan):
+        return run_study(plan.ablations, workers=plan.workers, storage_url=plan.storage_url, out_dir=plan.out_dir,
+                         threads=plan.threads, log=log)
+
+
+def analyse_attention(plan: ManualPlan, grid: StudyResult) -> AttentionAnalysis:
+    """Attention of the selected model (the grid's best configuration, its best seed)."""
+    best = best_run([grid], plan.data_dir)
+    if best.dataset is None:
+        raise NewslabError(f"attention analysis needs the validation texts: {best.data_error}")
+    return analyse_run(best.run_dir, plan.data_dir, dataset=best.dataset)
+
+
+def write_manual_report(plan: ManualPlan, attention: AttentionAnalysis | None = None, log: Log = print) -> ReportFiles:
+    return build_report([plan.grid.name, plan.ablations.name], storage_url=plan.storage_url, out_dir=plan.out_dir,
+                        report_dir=plan.report_dir, lang=plan.lang, data_dir=plan.data_dir, commands=[plan.command],
+                        baseline=plan.baseline_dir, attention=attention, log=log)
+
+
+@dataclass
+class ManualOutcome:
+    plan: ManualPlan
+    baseline: RunResult
+    grid: StudyResult
+    ablations: StudyResult
+    report: ReportFiles
+    wall_time_s: float
+
+
+def run_manual(preset: str = "quick", *, log: Log = print, **options) -> ManualOutcome:
+    """All five steps; `options` are manual_plan's (out_dir, storage_url, data_dir, lang, workers, threads)."""
+    started = time.time()
+    plan = manual_plan(preset, **options)
+    steps = ["baseline run", f"grid study {plan.grid.name}", f"ablation study {plan.ablations.name}",
+             "attention analysis", "report"]
+    step = lambda i: log(f"== [{i}/{len(steps)}] {steps[i - 1]} ({time.time() - started:.0f} s) ==")
+    step(1)
+    baseline = run_baseline(plan, log)
+    step(2)
+    grid = run_grid(plan, log)
+    step(3)
+    ablations = run_ablations(plan, log)
+    step(4)
+    attention = analyse_attention(plan, grid)
+    step(5)
+    report = write_manual_report(plan, attention, log)
+    wall = time.time() - started
+    log(f"manual --preset {preset}: done in {wall:.0f} s; open {report.html}")
+    return ManualOutcome(plan, baseline, grid, ablations, report, wall)

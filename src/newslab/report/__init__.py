@@ -1,0 +1,15 @@
+"""The report: tables, figures, attention analysis and conclusions written from stored results.
+
+`build_report(["quick-grid", "quick-ablations"])` writes OUT_DIR/report/{report.md, report.html,
+figures/}. Modules: stats (intervals and tests), effects (what differs, and whether it is noise),
+conclusions (the sentences), tables, plots, attention, bestmodel, sections, render, build.
+"""
+
+from .build import ReportFiles, build_report, environment, write_report
+from .render import section_html
+from .sections import (ablation_section, attention_section, best_model_section, conclusions_section, context,
+                       impact_section, results_section)
+
+__all__ = ["ReportFiles", "ablation_section", "attention_section", "best_model_section", "build_report",
+           "conclusions_section", "context", "environment", "impact_section", "results_section", "section_html",
+           "write_report"]

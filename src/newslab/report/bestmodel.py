@@ -1,0 +1,99 @@
+"""The selected model: which run it is, its test predictions against the truth, and the texts.
+
+The selected configuration is the best point of the first grid study given (validation accuracy,
+mean over seeds); its model is the seed with the best validation accuracy. The confusion matrix
+and per-class scores use newslab.metrics, the same definitions as training.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from ..config import NewslabError, RunConfig
+from ..data import Dataset, load_dataset, missing_files
+from ..metrics import confusion_matrix, per_class_scores
+from ..results import StudyResult, Summary, TrialRecord
+from .effects import is_ablation_study
+
+
+@dataclass
+class BestRun:
+    study: str
+    summary: Summary  # the selected configuration, over its seeds
+    trial: TrialRecord  # its best seed: the model analysed below
+    run_dir: Path
+    config: RunConfig
+    dataset: Dataset | None  # None when the data folder is not available here
+    data_error: str | None
+    test_labels: list[int]
+    test_predictions: list[int]
+
+    @property
+    def class_names(self) -> list[str]:
+        if self.dataset is not None:
+            return self.dataset.class_names
+        return [str(i) for i in range(1 + max(self.test_labels))]
+
+    def confusion(self) -> torch.Tensor:
+        return confusion_matrix(torch.tensor(self.test_predictions), torch.tensor(self.test_labels),
+                                len(self.class_names))
+
+    def scores(self) -> dict[str, list[float]]:
+        return per_class_scores(self.confusion())
+
+    def misclassified(self, limit: int = 6) -> list[tuple[str, int, int]]:
+        """(text, true class, predicted class) of the first wrong test rows, one per error kind
+        first so that the examples show different confusions."""
+        if self.dataset is None:
+            return []
+        wrong = [i for i, (y, p) in enumerate(zip(self.test_labels, self.test_predictions)) if y != p]
+        seen, first, rest = set(), [], []
+        for i in wrong:
+            kind = (self.test_labels[i], self.test_predictions[i])
+            (rest if kind in seen else first).append(i)
+            seen.add(kind)
+        return [(self.dataset.test.texts[i], self.test_labels[i], self.test_predictions[i])
+                for i in (first + rest)[:limit]]
+
+
+def primary_study(results: list[StudyResult]) -> StudyResult | None:
+    """The study whose best configuration is "the" selected model: a grid before an ablation study."""
+    done = [r for r in results if r.points()]
+    grids = [r for r in done if not is_ablation_study(r)]
+    return (grids or done or [None])[0]
+
+
+def best_run(results: list[StudyResult], data_dir: str | Path | None = None) -> BestRun:
+    """The selected model's run, with its data; NewslabError saying why when it cannot be had."""
+    study = primary_study(results)
+    if study is None:
+        raise NewslabError("no study has a completed trial")
+    summary = study.best()
+    trial = max(summary.trials, key=lambda t: t.val_accuracy)
+    run_dir = Path(trial.run_dir or "")
+    predictions_file = run_dir / "predictions.json"
+    if not predictions_file.is_file():
+        raise NewslabError(f"run folder {run_dir} of study {study.name!r} trial {trial.number} is not on this "
+                           "machine (no predictions.json)")
+    predictions = json.loads(predictions_file.read_text())
+    config = RunConfig.from_dict(json.loads((run_dir / "config.json").read_text()), source=str(run_dir))
+    if data_dir:
+        config = config.replace(data_dir=str(data_dir))
+    dataset, error = None, None
+    missing = missing_files(config.resolved_data_dir)
+    if missing:  # never start a download just to write a report
+        error = f"{config.resolved_data_dir} lacks {', '.join(missing)}; pass --data-dir or set NEWSLAB_DATA_DIR"
+    else:
+        try:
+            dataset = load_dataset(config, progress=False)
+        except NewslabError as exc:  # the report still shows numbers; texts need the data
+            error = str(exc)
+    if dataset is not None and len(dataset.test) != len(predictions["test"]):
+        dataset, error = None, (f"{config.resolved_data_dir}/test.csv has {len(dataset.test)} rows but the run "
+                                f"predicted {len(predictions['test'])}: not the data it was trained on")
+    return BestRun(study.name, summary, trial, run_dir, config, dataset, error, predictions["test_labels"],
+                   predictions["test"])

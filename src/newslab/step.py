@@ -1,0 +1,104 @@
+"""The training step, and what makes it fast: autocast precision, torch.compile, no host syncs.
+
+Kept apart from the loop in train.py so that a test can run this step against a plain
+reference step (tests/test_performance_equivalence.py) and benchmarks can time it alone.
+Measured effects on a 2-core AVX512-BF16 CPU are in benchmarks/README.md.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+from .config import RunConfig
+
+# `--compile auto` compiles CUDA runs of at least this many training samples (epochs x rows),
+# where kernel fusion pays back the compile time. Never on CPU: with the cheap dropout (model.py)
+# and bf16, the compiled CPU step measured no faster than eager (benchmarks/README.md) and
+# costs 15-140 s of compilation on 2 cores.
+COMPILE_MIN_SAMPLES = 100_000
+
+
+def cpu_has_native_bf16() -> bool:
+    """AVX512-BF16 or AMX: bf16 matmuls run natively at ~2x fp32 (elsewhere they are emulated and slower)."""
+    probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(getattr(torch.cpu, name, lambda: False)() for name in probes)
+
+
+def amp_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype for --precision on this device; None = full fp32."""
+    if precision == "fp32" or device.type not in ("cpu", "cuda"):
+        return None
+    if precision == "bf16":
+        return torch.bfloat16
+    native = torch.cuda.is_bf16_supported() if device.type == "cuda" else cpu_has_native_bf16()
+    return torch.bfloat16 if native else None
+
+
+def autocast(device: torch.device, dtype: torch.dtype | None):
+    """Autocast to `dtype` (weights stay fp32); a no-op context when dtype is None."""
+    return torch.autocast(device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None)
+
+
+def wants_compile(config: RunConfig, device: torch.device, train_rows: int) -> bool:
+    if config.compile == "off" or device.type not in ("cpu", "cuda"):
+        return False
+    if config.compile == "on":
+        return True
+    return device.type == "cuda" and config.epochs * train_rows >= COMPILE_MIN_SAMPLES
+
+
+def grad_norm(params: list[torch.Tensor]) -> torch.Tensor:
+    """Global L2 norm of the gradients (one foreach kernel, no host sync)."""
+    grads = [p.grad for p in params if p.grad is not None]
+    return torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
+
+
+class TrainStep:
+    """forward (eager or compiled) + loss + backward + unclipped grad norm + clipping + optimizer step.
+
+    Returns (loss, grad norm) as 0-dim tensors and never reads them back, so on a GPU the host
+    queues steps ahead; the loop checks them for NaN/inf every few steps. If compilation fails
+    (no C++ compiler, an unsupported platform), the step says so once and runs eagerly.
+    """
+
+    def __init__(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, config: RunConfig,
+                 amp: torch.dtype | None = None, compile: bool = False,
+                 log: Callable[[str], None] | None = None):
+        self.model, self.optimizer, self.config, self.amp = model, optimizer, config, amp
+        self.trainable = [p for p in model.parameters() if p.requires_grad]
+        self.log = log or (lambda _msg: None)
+        self.forward = model
+        self.compiled = compile
+        if compile:
+            # A study worker trains many models in one process: start from fresh dynamo caches so
+            # no run hits the recompile limit (the on-disk inductor cache still makes repeats fast).
+            torch._dynamo.reset()
+            self.forward = torch.compile(model, dynamic=True)  # one graph for every (B, T)
+        self._untried = compile
+
+    def __call__(self, ids: torch.Tensor, pad_mask: torch.Tensor, labels: torch.Tensor):
+        if self._untried:
+            self._untried = False
+            try:
+                return self._step(ids, pad_mask, labels)
+            except Exception as exc:  # compile errors surface at the first forward or backward
+                self.log(f"newslab: torch.compile failed ({type(exc).__name__}: {str(exc)[:200]}); "
+                         "training eagerly")
+                self.forward, self.compiled = self.model, False
+        return self._step(ids, pad_mask, labels)
+
+    def _step(self, ids: torch.Tensor, pad_mask: torch.Tensor, labels: torch.Tensor):
+        with autocast(ids.device, self.amp):
+            logits = self.forward(ids, pad_mask)  # (B, classes)
+        loss = F.cross_entropy(logits.float(), labels, label_smoothing=self.config.label_smoothing)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.config.clip_grad:  # returns the norm before clipping, logged either way
+            norm = torch.nn.utils.clip_grad_norm_(self.trainable, self.config.max_grad_norm, foreach=True)
+        else:
+            norm = grad_norm(self.trainable)
+        self.optimizer.step()
+        return loss.detach(), norm.detach()

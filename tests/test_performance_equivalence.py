@@ -1,0 +1,166 @@
+"""Guard rails for the speed-ups: the optimized training step changes no result beyond float noise.
+
+Speed itself is measured by benchmarks/ (never by timed tests).
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch.testing import assert_close
+
+import newslab.model as model_mod
+from newslab.config import RunConfig
+from newslab.model import TextClassifier, dropout
+from newslab.step import TrainStep, amp_dtype, cpu_has_native_bf16, grad_norm, wants_compile
+from newslab.train import make_optimizer, train
+
+VOCAB, CLASSES = 60, 4
+
+
+def config(**changes) -> RunConfig:
+    return RunConfig(**{"embed_dim": 32, "num_heads": 4, "num_layers": 2, "max_len": 24, "dropout": 0.0, **changes})
+
+
+def batch(seed: int = 0):
+    gen = torch.Generator().manual_seed(seed)
+    lengths = torch.tensor([24, 17, 9, 3, 24, 12])
+    ids = torch.randint(2, VOCAB, (6, 24), generator=gen)
+    pad_mask = torch.arange(24)[None, :] >= lengths[:, None]
+    return ids.masked_fill(pad_mask, 0), pad_mask, torch.randint(0, CLASSES, (6,), generator=gen)
+
+
+def pair(cfg: RunConfig):
+    torch.manual_seed(0)
+    model = TextClassifier.from_config(cfg, VOCAB, CLASSES).train()
+    return model, copy.deepcopy(model)
+
+
+def plain_step(model: TextClassifier, cfg: RunConfig, ids, pad_mask, labels):
+    """The textbook step: fp32 forward, loss, backward, norm, clip, unfused AdamW."""
+    logits = model(ids, pad_mask)
+    loss = F.cross_entropy(logits, labels, label_smoothing=cfg.label_smoothing)
+    model.zero_grad()
+    loss.backward()
+    params = [p for p in model.parameters() if p.requires_grad]
+    norm = torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in params]))
+    if cfg.clip_grad:
+        torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm, foreach=False)
+    optimizer = make_optimizer(model, cfg, torch.device("cpu"))
+    for group in optimizer.param_groups:
+        group["fused"] = False
+    optimizer.step()
+    return loss.detach(), norm
+
+
+@pytest.mark.parametrize("ablation", [None, "clip_grad", "no_ffn", "freeze_emb"])
+def test_optimized_step_matches_the_plain_step(ablation: str | None) -> None:
+    cfg = config(ablation=ablation, max_grad_norm=0.05, precision="fp32")
+    fast_model, ref_model = pair(cfg)
+    step = TrainStep(fast_model, make_optimizer(fast_model, cfg, torch.device("cpu")), cfg)
+    ids, pad_mask, labels = batch()
+    loss, norm = step(ids, pad_mask, labels)
+    ref_loss, ref_norm = plain_step(ref_model, cfg, ids, pad_mask, labels)
+    assert_close(loss, ref_loss)
+    assert_close(norm, ref_norm)
+    for (name, p), q in zip(fast_model.named_parameters(), ref_model.parameters()):
+        if p.requires_grad:
+            assert_close(p.grad, q.grad, msg=name)
+        assert_close(p, q, msg=name)  # after one fused vs one for-loop AdamW step
+
+
+def test_training_attention_path_equals_sdpa() -> None:
+    """With dropout made the identity, the explicit training path computes what SDPA computes."""
+    cfg = config(dropout=0.1)
+    model = TextClassifier.from_config(cfg, VOCAB, CLASSES)
+    ids, pad_mask, _ = batch()
+    with torch.no_grad():
+        expected = model.eval()(ids, pad_mask)  # SDPA, no dropout
+        model.train()
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(model_mod, "dropout", lambda x, p, training: x)
+            got = model(ids, pad_mask)  # explicit path, p > 0
+    assert_close(got, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_cheap_dropout_has_dropouts_distribution_and_gradient() -> None:
+    torch.manual_seed(0)
+    x = torch.ones(1 << 20, requires_grad=True)
+    for p in (0.1, 0.3):
+        y = dropout(x, p, training=True)
+        kept = y != 0
+        assert abs(kept.double().mean().item() - (1 - p)) < 2e-3
+        assert_close(y[kept], torch.full_like(y[kept], 1 / (1 - p)))
+        (grad,) = torch.autograd.grad(y.sum(), x)
+        assert torch.equal(grad, y.detach())  # d(x * mask / (1 - p)) / dx
+    assert dropout(x, 0.1, training=False) is x and dropout(x, 0.0, training=True) is x
+    bf16 = dropout(torch.ones(4096, dtype=torch.bfloat16), 0.1, True)
+    assert bf16.dtype == torch.bfloat16
+    assert not torch.equal(dropout(x, 0.1, True), dropout(x, 0.1, True))  # a fresh mask every call
+
+
+def test_bf16_step_is_close_to_fp32() -> None:
+    cfg = config()
+    a, b = pair(cfg)
+    ids, pad_mask, labels = batch(1)
+    losses, grads = [], []
+    for model, precision in ((a, "fp32"), (b, "bf16")):
+        step = TrainStep(model, make_optimizer(model, cfg, torch.device("cpu")), cfg,
+                         amp_dtype(precision, torch.device("cpu")))
+        losses.append(step(ids, pad_mask, labels)[0])
+        grads.append(torch.cat([p.grad.flatten() for p in model.parameters()]))
+    assert_close(losses[1], losses[0], rtol=2e-2, atol=2e-2)
+    assert F.cosine_similarity(grads[0], grads[1], dim=0) > 0.99
+
+
+def test_precision_and_compile_resolution() -> None:
+    cpu = torch.device("cpu")
+    assert amp_dtype("fp32", cpu) is None and amp_dtype("bf16", cpu) == torch.bfloat16
+    assert amp_dtype("auto", cpu) == (torch.bfloat16 if cpu_has_native_bf16() else None)
+    assert not wants_compile(RunConfig(epochs=100), cpu, 10 ** 6)  # auto: never on CPU
+    assert wants_compile(RunConfig(compile="on"), cpu, 10)
+    assert not wants_compile(RunConfig(compile="off"), torch.device("cuda"), 10 ** 6)
+    assert wants_compile(RunConfig(epochs=3), torch.device("cuda"), 114_000)
+    assert not wants_compile(RunConfig(epochs=1), torch.device("cuda"), 5_700)
+
+
+def test_grad_norm_is_the_global_l2_norm() -> None:
+    params = [torch.nn.Parameter(torch.randn(3, 4)), torch.nn.Parameter(torch.randn(5))]
+    for p in params:
+        p.grad = torch.randn_like(p)
+    assert_close(grad_norm(params), torch.cat([p.grad.flatten() for p in params]).norm())
+
+
+@pytest.mark.slow
+def test_compiled_step_matches_eager_step() -> None:
+    cfg = config(embed_dim=16, num_layers=1, precision="fp32")
+    compiled_model, eager_model = pair(cfg)
+    log: list[str] = []
+    compiled = TrainStep(compiled_model, make_optimizer(compiled_model, cfg, torch.device("cpu")), cfg,
+                         compile=True, log=log.append)
+    eager = TrainStep(eager_model, make_optimizer(eager_model, cfg, torch.device("cpu")), cfg)
+    for seed in (0, 1):  # two shapes: the dynamic graph serves both
+        ids, pad_mask, labels = batch(seed)
+        ids, pad_mask = (ids, pad_mask) if seed == 0 else (ids[:, :20], pad_mask[:, :20])
+        assert_close(compiled(ids, pad_mask, labels), eager(ids, pad_mask, labels), rtol=1e-4, atol=1e-5)
+    assert compiled.compiled, log  # compiled, not fallen back to eager
+    for p, q in zip(compiled_model.parameters(), eager_model.parameters()):
+        assert_close(p, q, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.realdata
+@pytest.mark.slow
+def test_optimized_training_keeps_accuracy_on_the_stand_in(stand_in_dir: Path, tmp_path: Path) -> None:
+    """Default (bf16 where native, cheap dropout) vs the plain path (fp32, torch's dropout), same seed."""
+    base = RunConfig(epochs=2, data_dir=str(stand_in_dir), out_dir=str(tmp_path))
+    fast = train(base, log=None, progress=False)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(model_mod, "dropout", F.dropout)
+        plain = train(base.replace(precision="fp32"), log=None, progress=False)
+    print(f"test accuracy: optimized {fast.test_accuracy:.4f}, plain {plain.test_accuracy:.4f}")
+    assert fast.test_accuracy >= plain.test_accuracy - 0.02
+    assert fast.best_val_accuracy >= plain.best_val_accuracy - 0.02

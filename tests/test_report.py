@@ -1,0 +1,163 @@
+"""`newslab report` on real (tiny) studies: every section, attention maths, the best-model numbers,
+Chinese figures, bad input, and the HTML in a real browser."""
+
+from __future__ import annotations
+
+import re
+import warnings
+from pathlib import Path
+from types import SimpleNamespace
+
+import optuna
+import pytest
+import torch
+from browser import check_in_browser
+from conftest import make_data_dir
+
+from newslab.cli import main
+from newslab.data import collate
+from newslab.metrics import macro_f1
+from newslab.report import build_report, context
+from newslab.report import fonts
+from newslab.report.attention import analyse_run
+from newslab.report.bestmodel import best_run
+from newslab.report.plots import Plotter
+from newslab.results import study_results
+from newslab.study import StudySpec, open_storage, run_study
+from newslab.train import load_run
+
+SECTIONS = ["Setup", "Results", "Hyperparameter impact", "Ablations", "Best model", "Attention", "Conclusions"]
+CJK = re.compile(r"[\u4e00-\u9fff]")
+
+
+@pytest.fixture(scope="module")
+def studies(tmp_path_factory) -> SimpleNamespace:
+    """A finished 2 x 2 grid (2 seeds) and a 3-variant ablation study on generated data (~30 s)."""
+    root = tmp_path_factory.mktemp("report")
+    data, out = make_data_dir(root / "data"), root / "out"
+    url = f"sqlite:///{out / 'studies.db'}"
+    tiny = {"epochs": 2, "batch_size": 16, "num_layers": 2, "vocab_size": 200, "min_freq": 1, "val_fraction": 0.2,
+            "warmup": 0.0, "data_dir": str(data)}
+    grid = StudySpec(name="tiny-grid", fixed=tiny, scientific={"embed_dim,num_heads": [[16, 2], [32, 4]],
+                                                               "lr": [3e-3, 1e-2]}, seeds=2)
+    ablations = StudySpec(name="tiny-ablations", base_study="tiny-grid", fixed={"epochs": 2},
+                          scientific={"ablation": ["none", "no_pe", "no_ffn"]}, seeds=2)
+    for spec in (grid, ablations):
+        run_study(spec, storage_url=url, out_dir=out, threads=1, log=lambda _line: None)
+    return SimpleNamespace(data=data, out=out, url=url, names=["tiny-grid", "tiny-ablations"])
+
+
+def results(studies: SimpleNamespace):
+    storage = open_storage(studies.url)
+    return [study_results(name, storage) for name in studies.names]
+
+
+def test_report_has_every_section_and_a_self_contained_html(studies, tmp_path: Path) -> None:
+    files = build_report(studies.names, storage_url=studies.url, report_dir=tmp_path / "report", log=None)
+    markdown, html = files.markdown.read_text(), files.html.read_text()
+    assert [line[3:] for line in markdown.splitlines() if line.startswith("## ")] == SECTIONS
+    images = re.findall(r'<img src="([^"]*)"', html)
+    assert len(images) >= 9 and all(src.startswith("data:image/png;base64,") for src in images)
+    assert not re.search(r"<script|<link rel=\"stylesheet|@import|url\(|src=\"http", html)  # nothing to fetch
+    pngs = sorted(p.stem for p in (tmp_path / "report" / "figures").glob("*.png"))
+    assert pngs == sorted(p.stem for p in (tmp_path / "report" / "figures").glob("*.svg")) and len(pngs) == len(images)
+    for figure in re.findall(r"\]\((figures/[^)]+\.(?:png|svg))\)", markdown):
+        assert (tmp_path / "report" / figure).is_file()
+    assert not re.search(r"\bnan\b", markdown + html, re.IGNORECASE)
+    assert "newslab study run" in markdown and (tmp_path / "report" / "specs" / "tiny-ablations.yaml").is_file()
+    assert studies.data.name in markdown and "md5" in markdown  # the data files and their checksums
+    assert any(c.topic == "ablation" and c.subject == "no_pe" for c in files.claims)
+
+
+def test_attention_rows_sum_to_one_over_real_tokens(studies) -> None:
+    best = best_run(results(studies))
+    analysis = analyse_run(best.run_dir, dataset=best.dataset)
+    sample, length = analysis.sample, len(analysis.sample.tokens)
+    assert "[PAD]" not in sample.tokens and len(sample.weights) == 2  # both layers
+    for weights in sample.weights:
+        assert weights.shape == (weights.shape[0], length, length)
+        torch.testing.assert_close(weights.sum(-1), torch.ones(weights.shape[:2]))
+    # computed in a padded batch, the sample's weights equal those of the sample run alone
+    run, val = load_run(best.run_dir), best.dataset.val
+    assert int(val.lengths(128).max()) > length  # the batch's longest row really padded the sample
+    alone = collate(val, torch.tensor([sample.index]), 128)
+    with torch.inference_mode():
+        _, weights_alone = run.model(alone.ids, alone.pad_mask, need_weights=True)
+    for padded, unpadded in zip(sample.weights, weights_alone):
+        torch.testing.assert_close(padded, unpadded[0].float())
+    heads = analysis.heads
+    assert heads.entropy.shape == (2, sample.weights[0].shape[0]) and heads.samples == min(256, len(val))
+    assert (heads.entropy >= 0).all() and (heads.entropy <= heads.uniform_entropy + 1e-4).all()
+    assert (heads.distance >= 0).all() and (heads.distance < 128).all()
+
+
+def test_best_model_numbers_agree_with_the_run(studies) -> None:
+    best = best_run(results(studies))
+    assert best.trial.val_accuracy == max(t.val_accuracy for t in best.summary.trials)
+    cm = best.confusion()
+    assert int(cm.sum()) == len(best.dataset.test) and cm.diag().sum() / cm.sum() == pytest.approx(best.trial.test_accuracy)
+    f1 = macro_f1(torch.tensor(best.test_predictions), torch.tensor(best.test_labels), len(best.class_names))
+    assert sum(best.scores()["f1"]) / len(best.class_names) == pytest.approx(f1)
+    for text, true, predicted in best.misclassified():
+        row = best.dataset.test.texts.index(text)
+        assert true == best.test_labels[row] != predicted == best.test_predictions[row]
+
+
+def test_chinese_figures_use_a_font_that_has_every_glyph(studies, tmp_path: Path) -> None:
+    font = fonts.find_cjk_font()
+    assert font is not None, "no CJK font: apt-get install -y fonts-wqy-microhei (CI installs it)"
+    ctx = context(results(studies), tmp_path, lang="zh")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        from newslab.report import sections
+        for build in (sections.impact_section, sections.ablation_section, sections.best_model_section,
+                      sections.attention_section):
+            build(ctx)
+    drawn = "".join(ctx.plotter.drawn_text)
+    assert CJK.search(drawn) and "验证准确率" in drawn
+    assert not fonts.missing_characters(font.path, drawn)
+    assert not [w for w in caught if "missing from font" in str(w.message)]
+
+
+def test_without_a_cjk_font_figure_labels_fall_back_to_english(monkeypatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(fonts, "find_cjk_font", lambda sample=fonts.CJK_SAMPLE: None)
+    with pytest.warns(RuntimeWarning, match="no CJK font found"):
+        plotter = Plotter(tmp_path, "zh")
+    plotter.draw("confusion", torch.eye(4, dtype=torch.long).numpy(), ["World", "Sports", "Business", "Sci/Tech"], "x")
+    assert plotter.lang == "en" and plotter.requested_lang == "zh" and not CJK.search("".join(plotter.drawn_text))
+
+
+def test_cli_report_in_chinese(studies, tmp_path: Path) -> None:
+    code = main(["report", *studies.names, "--storage", studies.url, "--report-dir", str(tmp_path), "--lang", "zh"])
+    html = (tmp_path / "report.html").read_text()
+    assert code == 0 and '<html lang="zh-CN">' in html and "结论" in html and "消融实验" in html
+
+
+def test_cli_report_on_a_missing_study_is_one_line(studies, capsys) -> None:
+    assert main(["report", "no-such-study", "--storage", studies.url]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("newslab: error: study 'no-such-study' not found") and err.count("\n") == 1
+
+
+def test_cli_report_on_empty_and_failed_studies_says_nothing_can_be_concluded(studies, tmp_path: Path,
+                                                                               monkeypatch, capsys) -> None:
+    monkeypatch.setenv("NEWSLAB_DOWNLOAD_URL", "http://127.0.0.1:9/")  # the missing data fails fast, offline
+    url = f"sqlite:///{tmp_path / 'bad.db'}"
+    broken = StudySpec(name="broken", fixed={"epochs": 1, "data_dir": str(tmp_path / "no-data")},
+                       scientific={"lr": [1e-3]}, seeds=2, max_retries=0)
+    run_study(broken, storage_url=url, out_dir=tmp_path, log=lambda _line: None)
+    empty = optuna.create_study(study_name="empty", storage=open_storage(url))
+    empty.set_user_attr("spec", StudySpec(name="empty", scientific={"lr": [1e-3]}).to_dict())
+    code = main(["report", "broken", "empty", "--storage", url, "--report-dir", str(tmp_path / "report")])
+    err = capsys.readouterr().err
+    assert code == 0 and "Study broken has no completed trial" in err and "Study empty has no completed trial" in err
+    markdown = (tmp_path / "report" / "report.md").read_text()
+    assert "failed 2" in markdown and "missing train.csv" in markdown and "nothing can be concluded" in markdown
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_report_opens_in_headless_chromium(studies, tmp_path: Path, lang: str) -> None:
+    files = build_report(studies.names, storage_url=studies.url, report_dir=tmp_path, lang=lang, log=None)
+    page = check_in_browser(files.html, f"report-tiny-{lang}.png")
+    assert len(page["images"]) >= 9 and ("结论" in page["text"]) == (lang == "zh")
