@@ -10,9 +10,9 @@ from __future__ import annotations
 import os
 
 # Before torch starts OpenMP: on a machine shared with other jobs, OpenMP's default of spinning
-# while waiting collapses a 2-thread process to a fraction of one thread (measured: 60-70 vs
-# 300-400 samples/s, benchmarks/README.md). PASSIVE waiting keeps the numbers meaningful; set
-# OMP_WAIT_POLICY=ACTIVE yourself on an idle machine.
+# while waiting makes 2-thread rates swing with the neighbours' load; PASSIVE keeps ratios
+# stable. On an idle machine spinning is faster (experiments.py --group threads, README.md):
+# set OMP_WAIT_POLICY=ACTIVE yourself to time newslab as it runs by default.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import platform
 import statistics

@@ -20,6 +20,7 @@ import torch
 
 from common import data_dir, machine, repeat_split, stand_in, table
 from newslab.model import TextClassifier
+from newslab.step import amp_dtype, autocast
 from newslab.train import LoadedRun, evaluate, predict
 
 
@@ -64,14 +65,15 @@ def main() -> None:
         predict(run, [texts[i]])
         latency.append(time.perf_counter() - t0)
         ids = ds.test.row(i, config.max_len).long()[None]
-        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+        with torch.inference_mode(), autocast(cpu, amp_dtype(config.precision, cpu)):  # as predict() runs it
             t0 = time.perf_counter()
             model(ids, torch.zeros_like(ids, dtype=torch.bool))
             bare.append(time.perf_counter() - t0)
     q = lambda xs, f: sorted(xs)[int(f * (len(xs) - 1))] * 1000  # noqa: E731
     print(table(rows, ["pass", "samples/s"]))
     print(table([["predict([headline])", f"{q(latency, 0.5):.2f}", f"{q(latency, 0.9):.2f}"],
-                 ["model forward, batch 1, bf16", f"{q(bare, 0.5):.2f}", f"{q(bare, 0.9):.2f}"]],
+                 [f"model forward, batch 1, {amp_dtype(config.precision, cpu) or 'fp32'}", f"{q(bare, 0.5):.2f}",
+                  f"{q(bare, 0.9):.2f}"]],
                 ["batch-1 latency", "median ms", "p90 ms"]))
     best = max(rates, key=lambda v: statistics.median(rates[v]))
     print(f"KEY RATIO: best eval batch {best[0]} {best[1]}: {statistics.median(rates[best]):,.0f} samples/s; "

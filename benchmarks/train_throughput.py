@@ -6,9 +6,10 @@
 Same rows (the stand-in's train.csv), same model size (L layers, FFN 4 x embed, batch 64).
 The original (benchmarks/original.py): whitespace vocabulary, everything padded to 256,
 nn.TransformerEncoder, unfused AdamW, fp32. newslab: its own TrainStep exactly as train()
-runs it (WordPiece 8k, max_len 128, bucketed dynamic padding, --precision auto = bf16 on
-this CPU, eager: --compile auto never compiles on CPU). "newslab fp32" is the same step at
---precision fp32 (what a CPU without native bf16 gets); --with-compile adds the compiled step.
+runs it (the default tokenizer, max_len 128, bucketed dynamic padding, --precision auto =
+bf16 on CPUs with native bf16, eager: --compile auto never compiles on CPU). "newslab fp32"
+is the same step at --precision fp32 (what a CPU without native bf16 gets; on such a CPU the
+two rows are the same step); --with-compile adds the compiled step.
 Targets: >= 8x the original's samples/s at embed 128 (issue 2), >= 10x at every size (issue 5).
 """
 

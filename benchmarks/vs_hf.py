@@ -4,7 +4,7 @@
     python benchmarks/vs_hf.py --data-dir ../shared/data/ag_news_mini --sizes 128 --accuracy-epochs 0
 
 What a user would pick instead: BERT built from a config (random init, no download) with
-newslab's layers, width, heads, FFN (4 x embed), vocabulary (newslab's WordPiece 8k + a [CLS]
+newslab's layers, width, heads, FFN (4 x embed), vocabulary (newslab's default tokenizer's + a [CLS]
 id) and max length (128); dynamic padding of shuffled batches (DataCollatorWithPadding's
 behaviour: pad to the longest row of each random batch), torch.optim.AdamW with its CPU
 defaults, fp32; batch 64 on the same rows. A second HF row runs it under bf16 autocast, to

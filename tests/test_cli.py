@@ -51,7 +51,7 @@ def test_help_documents_every_flag_with_its_default(capsys) -> None:
     with pytest.raises(SystemExit):
         main(["train", "--help"])
     out = " ".join(capsys.readouterr().out.split())
-    for flag, default in [("--epochs", "10"), ("--batch-size", "64"), ("--lr", "0.001"), ("--embed-dim", "128"),
+    for flag, default in [("--epochs", "5"), ("--batch-size", "64"), ("--lr", "0.001"), ("--embed-dim", "128"),
                           ("--num-heads", "4"), ("--ablation", "none"), ("--num-layers", "2"), ("--ffn-dim", "4 x"),
                           ("--dropout", "0.1"), ("--max-len", "128"), ("--weight-decay", "0.1"), ("--warmup", "0.1"),
                           ("--seed", "0"), ("--device", "auto"), ("--threads", "torch's default"), ("--data-dir", "$NEWSLAB_DATA_DIR"),

@@ -92,6 +92,15 @@ def test_every_tokenizer_round_trips_known_words(kind: str) -> None:
     assert data.UNK_ID not in ids and tok.decode(ids).replace(" ##", "").startswith("the striker")
 
 
+def test_default_tokenizer_training_is_deterministic(data_dir: Path) -> None:
+    """The README's reason for the word-level default: retraining gives the same ids (WordPiece's does not)."""
+    texts = data.read_split(data_dir / "train.csv", 4).texts
+    kind, size, min_freq = RunConfig.tokenizer, RunConfig.vocab_size, RunConfig.min_freq
+    trained = {data.train_tokenizer(texts, kind, 200, 1).to_str() for _ in range(5)}
+    trained_default = {data.train_tokenizer(texts, kind, size, min_freq).to_str() for _ in range(5)}
+    assert len(trained) == 1 and len(trained_default) == 1
+
+
 def test_empty_encoding_becomes_unknown() -> None:
     tok = data.train_tokenizer(["alpha beta"] * 5, "word", 50, 1)
     assert data.encode(tok, ["", "alpha"]) == [[data.UNK_ID], [tok.token_to_id("alpha")]]

@@ -15,7 +15,8 @@ import pytest
 from browser import check_in_browser
 
 from newslab import manual
-from newslab.config import RunConfig
+from newslab.cli import main
+from newslab.config import NewslabError, RunConfig
 from newslab.manual import finished_run, manual_plan, run_baseline
 from newslab.results import study_results
 from newslab.study import open_storage
@@ -64,6 +65,26 @@ def test_a_finished_baseline_is_not_trained_again(tiny_config: RunConfig, monkey
     (plan.baseline_dir / "final.json").write_text(json.dumps({**final, "status": "running"}))  # interrupted
     run_baseline(plan, log=lambda _line: None)
     assert len(calls) == 1
+
+
+def test_manual_whose_grid_trials_all_fail_still_reports_and_exits_1(tmp_path: Path, monkeypatch, capsys) -> None:
+    monkeypatch.setattr(manual, "run_baseline", lambda plan, log: None)  # not the step under test
+
+    def diverge(*args, **kwargs):
+        raise RuntimeError("loss became nan at epoch 1")
+
+    # every grid trial fails at once, no training (the package's `train` name is the function, not the module)
+    monkeypatch.setattr(sys.modules["newslab.train"], "train", diverge)
+    out = tmp_path / "outputs"
+    assert main(["manual", "--preset", "quick", "--out-dir", str(out)]) == 1
+    stdout = capsys.readouterr().out
+    assert stdout.count("every trial of grid study quick-grid failed") == 1
+    assert "== [3/5]" not in stdout and "== [4/5]" not in stdout and "== [5/5] report" in stdout
+    assert "manual --preset quick: FAILED" in stdout
+    with pytest.raises(NewslabError, match="not found"):  # the ablation study was never created
+        study_results("quick-ablations", open_storage(f"sqlite:///{out / 'studies.db'}"))
+    markdown = (out / "report" / "report.md").read_text()
+    assert "Study quick-grid has no completed trial" in markdown and "loss became nan" in markdown
 
 
 # --------------------------------------------------------------- the real quick manual

@@ -3,6 +3,7 @@ Chinese figures, bad input, and the HTML in a real browser."""
 
 from __future__ import annotations
 
+import hashlib
 import re
 import warnings
 from pathlib import Path
@@ -15,7 +16,7 @@ from browser import check_in_browser
 from conftest import make_data_dir
 
 from newslab.cli import main
-from newslab.data import collate
+from newslab.data import EncodedSplit, Split, collate
 from newslab.metrics import macro_f1
 from newslab.report import build_report, context
 from newslab.report import fonts
@@ -65,7 +66,9 @@ def test_report_has_every_section_and_a_self_contained_html(studies, tmp_path: P
         assert (tmp_path / "report" / figure).is_file()
     assert not re.search(r"\bnan\b", markdown + html, re.IGNORECASE)
     assert "newslab study run" in markdown and (tmp_path / "report" / "specs" / "tiny-ablations.yaml").is_file()
-    assert studies.data.name in markdown and "md5" in markdown  # the data files and their checksums
+    for name in ("train.csv", "test.csv"):  # the data files and their checksums
+        digest = hashlib.md5((studies.data / name).read_bytes()).hexdigest()
+        assert f"| {name} |" in markdown and digest in markdown
     assert any(c.topic == "ablation" and c.subject == "no_pe" for c in files.claims)
 
 
@@ -78,7 +81,8 @@ def test_attention_rows_sum_to_one_over_real_tokens(studies) -> None:
         assert weights.shape == (weights.shape[0], length, length)
         torch.testing.assert_close(weights.sum(-1), torch.ones(weights.shape[:2]))
     # computed in a padded batch, the sample's weights equal those of the sample run alone
-    run, val = load_run(best.run_dir), best.dataset.val
+    run = load_run(best.run_dir)  # the checkpoint's own tokenizer: a retrained one may number tokens differently
+    val = EncodedSplit.build(run.tokenizer, Split(best.dataset.val.texts, best.dataset.val.labels.tolist()))
     assert int(val.lengths(128).max()) > length  # the batch's longest row really padded the sample
     alone = collate(val, torch.tensor([sample.index]), 128)
     with torch.inference_mode():

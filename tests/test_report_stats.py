@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from newslab.report.stats import (adjust_family, holm, mcnemar, mean_interval, paired_bootstrap, paired_test,
-                                  t_errorbar, welch)
+from newslab.report.stats import (ALPHA, bonferroni, family_level, mcnemar, mean_interval, paired_bootstrap,
+                                  paired_test, t_errorbar, welch)
 
 
 def test_mean_interval_is_the_t_interval_and_has_no_spread_for_one_value() -> None:
@@ -64,10 +64,17 @@ def test_paired_test_picks_mcnemar_for_single_runs_and_bootstrap_over_seeds() ->
     assert paired_test([right], [wrong[:-1]], labels) is None  # different test files cannot be paired
 
 
-def test_holm_adjustment() -> None:
-    assert holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
-    assert holm([0.5, 0.9]) == pytest.approx([1.0, 1.0])
-    tests = [welch([0.8, 0.81, 0.82], [0.7, 0.71, 0.69]), None, welch([0.8, 0.82, 0.81], [0.8, 0.81, 0.79])]
-    adjusted = adjust_family(tests)
-    assert adjusted[1] is None and adjusted[0].p_adjusted == pytest.approx(2 * tests[0].p)
-    assert all(t.p_used >= t.p for t in adjusted if t) and not any(math.isnan(t.p_used) for t in adjusted if t)
+def test_bonferroni_adjustment_and_its_interval_agree() -> None:
+    strong = welch([0.8, 0.81, 0.82], [0.7, 0.71, 0.69])
+    assert bonferroni(strong, 3).p_adjusted == pytest.approx(3 * strong.p) and bonferroni(None, 3) is None
+    assert bonferroni(strong, 1) is strong and family_level(1) == 0.95 and family_level(5) == pytest.approx(0.99)
+    weak = welch([0.8, 0.82, 0.81], [0.8, 0.81, 0.79])
+    assert bonferroni(weak, 4).p_used == 1.0 and not math.isnan(bonferroni(weak, 4).p_used)  # capped at 1
+    # a difference significant alone but not as one of 6: the interval at 1 - ALPHA/6 must then contain 0
+    a, b = [0.80, 0.81, 0.82, 0.815], [0.79, 0.795, 0.80, 0.80]  # p = 0.03
+    alone, family = welch(a, b), bonferroni(welch(a, b, family_level(6)), 6)
+    assert alone.significant and alone.low > 0
+    assert not family.significant and family.low < 0 < family.high and family.p_used == pytest.approx(6 * alone.p)
+    for k in range(1, 8):  # at every family size: the adjusted interval excludes 0 iff the adjusted p < ALPHA
+        t = bonferroni(welch(a, b, family_level(k)), k)
+        assert t.significant == (t.low > 0 or t.high < 0) == (alone.p * k < ALPHA)

@@ -180,7 +180,7 @@ def add_report_commands(sub) -> None:
 
         outcome = run_manual(args.preset, out_dir=args.out_dir, storage_url=args.storage, data_dir=args.data_dir,
                              lang=args.lang, workers=args.workers, threads=args.threads)
-        return 0 if outcome.grid.points() else 1
+        return 1 if outcome.failed else 0
 
     def common(p: argparse.ArgumentParser) -> None:
         p.add_argument("--out-dir", default="outputs", metavar="DIR",

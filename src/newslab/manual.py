@@ -176,10 +176,13 @@ def analyse_attention(plan: ManualPlan, grid: StudyResult) -> AttentionAnalysis:
     return analyse_run(best.run_dir, plan.data_dir, dataset=best.dataset)
 
 
-def write_manual_report(plan: ManualPlan, attention: AttentionAnalysis | None = None, log: Log = print) -> ReportFiles:
-    return build_report([plan.grid.name, plan.ablations.name], storage_url=plan.storage_url, out_dir=plan.out_dir,
-                        report_dir=plan.report_dir, lang=plan.lang, data_dir=plan.data_dir, commands=[plan.command],
-                        baseline=plan.baseline_dir, attention=attention, log=log)
+def write_manual_report(plan: ManualPlan, attention: AttentionAnalysis | None = None, log: Log = print,
+                        ablations: bool = True) -> ReportFiles:
+    """The report of the grid and (unless `ablations` is False: never run) the ablation study."""
+    studies = [plan.grid.name, plan.ablations.name] if ablations else [plan.grid.name]
+    return build_report(studies, storage_url=plan.storage_url, out_dir=plan.out_dir, report_dir=plan.report_dir,
+                        lang=plan.lang, data_dir=plan.data_dir, commands=[plan.command], baseline=plan.baseline_dir,
+                        attention=attention, log=log)
 
 
 @dataclass
@@ -187,9 +190,14 @@ class ManualOutcome:
     plan: ManualPlan
     baseline: RunResult
     grid: StudyResult
-    ablations: StudyResult
+    ablations: StudyResult | None  # None when every grid trial failed (nothing to ablate)
     report: ReportFiles
     wall_time_s: float
+
+    @property
+    def failed(self) -> bool:
+        """No grid trial completed: the report only says why (the CLI exits 1)."""
+        return not self.grid.points()
 
 
 def run_manual(preset: str = "quick", *, log: Log = print, **options) -> ManualOutcome:
@@ -203,12 +211,18 @@ def run_manual(preset: str = "quick", *, log: Log = print, **options) -> ManualO
     baseline = run_baseline(plan, log)
     step(2)
     grid = run_grid(plan, log)
-    step(3)
-    ablations = run_ablations(plan, log)
-    step(4)
-    attention = analyse_attention(plan, grid)
+    ablations = attention = None
+    if grid.points():
+        step(3)
+        ablations = run_ablations(plan, log)
+        step(4)
+        attention = analyse_attention(plan, grid)
+    else:  # the ablations start from the grid's best configuration, and there is none
+        log(f"every trial of grid study {plan.grid.name} failed: skipping the ablation study and the attention "
+            "analysis; the report says why")
     step(5)
-    report = write_manual_report(plan, attention, log)
-    wall = time.time() - started
-    log(f"manual --preset {preset}: done in {wall:.0f} s; open {report.html}")
-    return ManualOutcome(plan, baseline, grid, ablations, report, wall)
+    report = write_manual_report(plan, attention, log, ablations=ablations is not None)
+    outcome = ManualOutcome(plan, baseline, grid, ablations, report, time.time() - started)
+    log(f"manual --preset {preset}: {'FAILED' if outcome.failed else 'done'} in {outcome.wall_time_s:.0f} s; "
+        f"open {report.html}")
+    return outcome

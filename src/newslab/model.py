@@ -20,8 +20,8 @@ def dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
     """Inverted dropout; on CPU with a cheap mask: 16 random bits per element, cut from 64-bit draws.
 
     Drops an element iff its uniform 16-bit draw is below round(p * 65536), i.e. with probability
-    p to within 1/65536, like F.dropout, but ~3x faster: torch's per-element Bernoulli sampling was
-    the largest non-matmul cost of a CPU training step (benchmarks/README.md). The mask is built in
+    p to within 1/65536, like F.dropout, but cheaper: with torch's per-element Bernoulli sampling
+    the whole CPU training step ran at 0.88x (benchmarks/experiments.py --group step). The mask is built in
     x's dtype, so a bf16 activation stays bf16 (1/(1-p) then rounds to bf16: 1.109 for p = 0.1).
     """
     if not training or p == 0.0:

@@ -46,6 +46,11 @@ def _std(xs: list[float]) -> float | None:
     return statistics.stdev(xs) if len(xs) > 1 else None
 
 
+def config_key(point: dict, nuisance: dict) -> tuple[str, str]:
+    """One configuration (a point at one nuisance setting), as a comparable value."""
+    return point_key(point), point_key(nuisance)
+
+
 @dataclass
 class Summary:
     """One point (at one nuisance setting) over its completed seeds."""
@@ -53,6 +58,10 @@ class Summary:
     point: dict
     nuisance: dict
     trials: list[TrialRecord]
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return config_key(self.point, self.nuisance)
 
     @property
     def n(self) -> int:
@@ -111,7 +120,7 @@ class StudyResult:
         groups: dict[tuple[str, str], Summary] = {}
         for t in self.trials:
             if t.state == "COMPLETE":
-                key = (point_key(t.point), point_key(t.nuisance))
+                key = config_key(t.point, t.nuisance)
                 groups.setdefault(key, Summary(t.point, t.nuisance, [])).trials.append(t)
         return list(groups.values())
 

@@ -36,7 +36,8 @@ class BestRun:
     def class_names(self) -> list[str]:
         if self.dataset is not None:
             return self.dataset.class_names
-        return [str(i) for i in range(1 + max(self.test_labels))]
+        # without the data, every class seen: a class can be predicted and never be a label (or the reverse)
+        return [str(i) for i in range(1 + max([*self.test_labels, *self.test_predictions], default=-1))]
 
     def confusion(self) -> torch.Tensor:
         return confusion_matrix(torch.tensor(self.test_predictions), torch.tensor(self.test_labels),
@@ -74,7 +75,9 @@ def best_run(results: list[StudyResult], data_dir: str | Path | None = None) -> 
         raise NewslabError("no study has a completed trial")
     summary = study.best()
     trial = max(summary.trials, key=lambda t: t.val_accuracy)
-    run_dir = Path(trial.run_dir or "")
+    if not trial.run_dir:  # Path("") would read the current directory's files as this run's
+        raise NewslabError(f"study {study.name!r} trial {trial.number} recorded no run folder")
+    run_dir = Path(trial.run_dir)
     predictions_file = run_dir / "predictions.json"
     if not predictions_file.is_file():
         raise NewslabError(f"run folder {run_dir} of study {study.name!r} trial {trial.number} is not on this "

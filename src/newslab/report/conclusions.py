@@ -40,29 +40,44 @@ TEMPLATES: dict[str, tuple[str, str]] = {
                         "beyond the noise.", "嵌入维度有影响而注意力头数没有：只有模型宽度使准确率的变化超出噪声。"),
         (False, True): ("The number of heads matters and embed_dim does not: only the head count changes "
                         "accuracy beyond the noise.", "注意力头数有影响而嵌入维度没有：只有头数使准确率的变化超出噪声。"),
-        (True, True): ("Both embed_dim and the number of heads matter; {larger} has the larger effect.",
-                       "嵌入维度和注意力头数都有影响；{larger} 的作用更大。"),
+        (True, True): ("Both embed_dim and the number of heads matter; {larger} has the larger point estimate "
+                       "({diffs}), a difference that was not itself tested.",
+                       "嵌入维度和注意力头数都有影响；{larger} 的点估计更大（{diffs}），但这一差别本身未经检验。"),
         (False, False): ("Neither embed_dim nor the number of heads changes accuracy beyond the noise.",
                          "嵌入维度和注意力头数都没有使准确率的变化超出噪声。"),
     },
+    "dims_heads_joint": ("embed_dim and the number of heads were varied together in this grid ({values}), so their "
+                         "effects cannot be separated: whether the width or the head count matters cannot be told.",
+                         "本网格中嵌入维度和注意力头数同时变化（{values}），它们的作用无法分开：无法判断是宽度还是头数起作用。"),
     "lr_at": ("At {size}: lr {best} is best, {diff} over lr {worst}: {verdict}.",
               "在{size}时：学习率 {best} 最好，比学习率 {worst} 高 {diff}：{verdict}。"),
-    "lr_same": ("The best lr is {lr} at every model size.", "在所有模型规模下最佳学习率都是 {lr}。"),
+    "lr_same": ("The best lr is {lr} at every model size{caveat}.", "在所有模型规模下最佳学习率都是 {lr}{caveat}。"),
+    "lr_same_caveat": (" ({verdict}: {why})", "（{verdict}：{why}）"),
+    "lr_no_difference": ("no lr difference at any size is beyond the noise", "在任何规模下学习率的差异都未超出噪声"),
     "lr_shift": ("The best lr changes with model size ({pairs}){caveat}.",
                  "最佳学习率随模型规模变化（{pairs}）{caveat}。"),
     "lr_shift_noise": ("; but no lr difference at any size is beyond the noise, so this shift may be chance",
                        "；但在任何规模下学习率的差异都未超出噪声，因此这种变化可能是偶然的"),
     "no_baseline": ("Study {study} has no completed baseline (ablation none): the ablations cannot be compared.",
                     "研究 {study} 没有完成的基线（ablation none）：无法比较各消融。"),
+    "no_variants": ("Study {study} has no completed ablation variant (only the baseline finished): no ablation "
+                    "can be compared.", "研究 {study} 没有完成的消融变体（只有基线完成了）：无法比较任何消融。"),
+    "missing_variant": ("{name}: no completed trial, so it is not compared: cannot be tested.",
+                        "{name}：没有完成的试验，因此未比较：无法检验。"),
     "ranking": ("Components ranked by effect on validation accuracy against the baseline ({base}), each "
-                "variant at its own best {nuisance} (tests Holm-adjusted across the {k} ablations):",
+                "variant at its own best {nuisance} (tests Bonferroni-adjusted across the {k} compared ablations):",
                 "各组件按对验证准确率的影响排序（相对基线 {base}，每个变体使用其最佳{nuisance}；检验经过 "
-                "{k} 个消融的 Holm 校正）："),
+                "{k} 个被比较消融的 Bonferroni 校正）："),
     "rank_item": ("{name}: {rel} relative ({diff}): {verdict}.", "{name}：相对变化 {rel}（{diff}）：{verdict}。"),
-    "ablation_summary": ("Removing or changing a component {hurts}{helps}{noise}.", "{hurts}{helps}{noise}。"),
+    "ablation_summary": ("Removing or changing a component {hurts}{helps}{noise}{untested}.",
+                         "{hurts}{helps}{noise}{untested}。"),
     "hurts": ("significantly hurts for: {names}", "显著降低准确率的：{names}"),
     "helps": ("; significantly helps for: {names}", "；显著提高准确率的：{names}"),
     "noise_list": ("; is within noise for: {names}", "；在噪声范围内的：{names}"),
+    "untested_list": ("; cannot be tested for: {names}", "；无法检验的：{names}"),
+    "ablations_untested": ("No ablation of {study} could be tested ({why}), so none is known to hurt or help: "
+                           "the relative changes above are point estimates only.",
+                           "研究 {study} 的消融都无法检验（{why}），因此不知道哪个降低或提高准确率：上面的相对变化只是点估计。"),
     "none_list": ("nothing", "无"),
     "no_test": ("a test needs at least two seeds per configuration", "检验需要每个配置至少两个种子"),
     "alpha": ("A difference is called significant at the {alpha:.0%} level; otherwise it is within noise.",
@@ -92,7 +107,7 @@ class Writer:
     def test(self, test: TestResult | None) -> str:
         if test is None:
             return ""
-        adjusted = (", Holm-adjusted" if self.i == 0 else "，Holm 校正") if test.p_adjusted is not None else ""
+        adjusted = (", Bonferroni-adjusted" if self.i == 0 else "，Bonferroni 校正") if test.p_adjusted is not None else ""
         # a paired test's difference is in test accuracy, not the validation difference stated before it
         diff = "" if test.name == "welch" else f" {self.w.pts(test.diff)},"
         return f"{TEST_NAMES[test.name][self.i]}:{diff} {self.w.p(test.p_used)}{adjusted}"
@@ -159,9 +174,14 @@ def _factor_claims(result: StudyResult, wr: Writer) -> list[Claim]:
         if "untested" not in (dims.verdict, heads.verdict):
             case = (dims.verdict == "significant", heads.verdict == "significant")
             larger = w.factor("embed_dim" if dims.diff >= heads.diff else "num_heads")
-            text = TEMPLATES["dims_vs_heads"][case][wr.i].format(larger=larger)
+            diffs = f"{w.factor('embed_dim')} {w.pts(dims.diff)}, {w.factor('num_heads')} {w.pts(heads.diff)}"
+            text = TEMPLATES["dims_vs_heads"][case][wr.i].format(larger=larger, diffs=diffs)
             subject = {(True, False): "embed_dim", (False, True): "num_heads"}.get(case, "both" if all(case) else "neither")
             claims.append(Claim("relation", subject, "info", text))
+    joint = next((key for key in effects if {"embed_dim", "num_heads"} <= set(key.split(","))), None)
+    if joint is not None:  # one factor in this grid: the data cannot say which of the two acts
+        values = ", ".join(w.factor_value(joint, v) for v in result.spec.scientific[joint])
+        claims.append(Claim("relation", "joint", "untested", wr.t("dims_heads_joint", values=values)))
     return claims
 
 
@@ -176,36 +196,58 @@ def _lr_claims(result: StudyResult, labels: list[int] | None, wr: Writer) -> lis
         claims.append(Claim("lr", w.point(e.context), c.verdict, text))
     if len(per_size) > 1:
         best_lrs = {e.best_lr for e in per_size}
+        # the per-size tests together: some difference is real, all are within noise, or none was tested
+        verdicts = {e.comparison.verdict for e in per_size}
+        verdict = next(v for v in ("significant", "noise", "untested") if v in verdicts)
         if len(best_lrs) == 1:
-            claims.append(Claim("lr", "all", "info", wr.t("lr_same", lr=w.value("lr", best_lrs.pop()))))
+            why = wr.t("lr_no_difference") if verdict == "noise" else wr.t("no_test")
+            caveat = "" if verdict == "significant" else wr.t("lr_same_caveat", verdict=w.verdict(verdict), why=why)
+            claims.append(Claim("lr", "all", "info" if verdict == "significant" else verdict,
+                                wr.t("lr_same", lr=w.value("lr", best_lrs.pop()), caveat=caveat)))
         else:
             pairs = ", ".join(f"{w.point(e.context)} → {w.value('lr', e.best_lr)}" for e in per_size)
-            real = any(e.comparison.verdict == "significant" for e in per_size)
-            claims.append(Claim("lr", "all", "info", wr.t("lr_shift", pairs=pairs,
-                                                          caveat="" if real else wr.t("lr_shift_noise"))))
+            caveat = "" if verdict == "significant" else wr.t("lr_shift_noise")
+            claims.append(Claim("lr", "all", "info", wr.t("lr_shift", pairs=pairs, caveat=caveat)))
     return claims
 
 
 def _ablation_claims(result: StudyResult, labels: list[int] | None, wr: Writer) -> list[Claim]:
-    w = wr.w
-    effects = fx.ablation_effects(result, labels)
+    w, name = wr.w, result.name
+    ablations = fx.ablation_effects(result, labels)
+    if ablations.base is None:
+        return [Claim("caveat", name, "untested", wr.t("no_baseline", study=name))]
+    missing = [Claim("ablation", m, "untested", wr.t("missing_variant", name=w.ablation(m))) for m in ablations.missing]
+    effects = ablations.effects
     if not effects:
-        return [Claim("caveat", result.name, "untested", wr.t("no_baseline", study=result.name))]
-    base = effects[0].comparison.b
+        return [Claim("caveat", name, "untested", wr.t("no_variants", study=name)), *missing]
+    base = ablations.base
     nuisance = "/".join(w.param(k) for k in base.nuisance) or "-"
     claims = [Claim("ablation", "ranking", "info", wr.t("ranking", base=w.pct(base.val_mean), nuisance=nuisance,
                                                         k=len(effects)))]
     for e in effects:
         c = e.comparison
-        text = wr.t("rank_item", name=w.ablation(e.name), rel=f"{100 * e.relative:+.1f}%", diff=w.pts(c.diff),
+        text = wr.t("rank_item", name=w.ablation(e.name), rel=w.rel(e.relative, 1), diff=w.pts(c.diff),
                     verdict=wr.verdict(c.verdict, c.over_seeds, c.on_test))
         claims.append(Claim("ablation", e.name, c.verdict, text))
-    hurts = [w.ablation(e.name) for e in effects if e.comparison.verdict == "significant" and e.comparison.diff < 0]
-    helps = [w.ablation(e.name) for e in effects if e.comparison.verdict == "significant" and e.comparison.diff > 0]
-    noise = [w.ablation(e.name) for e in effects if e.comparison.verdict == "noise"]
-    sep = "、" if wr.i else ", "
-    summary = wr.t("ablation_summary", hurts=wr.t("hurts", names=sep.join(hurts) or wr.t("none_list")),
-                   helps=wr.t("helps", names=sep.join(helps)) if helps else "",
-                   noise=wr.t("noise_list", names=sep.join(noise)) if noise else "")
-    claims.append(Claim("ablation", "summary", "info", summary))
-    return claims
+    claims += missing
+    if all(e.comparison.verdict == "untested" for e in effects):  # "hurts for: nothing" would read as a finding
+        return claims + [Claim("caveat", "summary", "untested",
+                               wr.t("ablations_untested", study=name, why=wr.t("no_test")))]
+    return claims + [Claim("ablation", "summary", "info", _ablation_summary(ablations, wr))]
+
+
+def _ablation_summary(ablations: fx.AblationResults, wr: Writer) -> str:
+    """What hurts, helps, is within noise, and could not be tested (variants without a trial included)."""
+    w, sep = wr.w, "、" if wr.i else ", "
+
+    def names(keep) -> list[str]:
+        return [w.ablation(e.name) for e in ablations.effects if keep(e.comparison)]
+
+    hurts = names(lambda c: c.verdict == "significant" and c.diff < 0)
+    helps = names(lambda c: c.verdict == "significant" and c.diff > 0)
+    noise = names(lambda c: c.verdict == "noise")
+    untested = names(lambda c: c.verdict == "untested") + [w.ablation(m) for m in ablations.missing]
+    listed = lambda key, items: wr.t(key, names=sep.join(items)) if items else ""
+    return wr.t("ablation_summary", hurts=wr.t("hurts", names=sep.join(hurts) or wr.t("none_list")),
+                helps=listed("helps", helps), noise=listed("noise_list", noise),
+                untested=listed("untested_list", untested))

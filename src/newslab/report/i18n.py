@@ -30,7 +30,7 @@ WORDS: dict[str, tuple[str, str]] = {
     # table headers
     "config": ("configuration", "配置"), "val_acc": ("validation accuracy", "验证准确率"),
     "test_acc": ("test accuracy", "测试准确率"), "mean_std": ("mean ± std", "均值 ± 标准差"),
-    "ci95": ("95% CI", "95% 置信区间"), "n": ("n", "n"), "params": ("parameters", "参数量"),
+    "ci": ("{level} CI", "{level} 置信区间"), "n": ("n", "n"), "params": ("parameters", "参数量"),
     "time": ("time (s)", "时间 (秒)"), "best_epoch": ("best epoch", "最佳轮次"),
     "rel_change": ("relative change", "相对变化"), "diff": ("difference", "差值"),
     "test_diff": ("test difference", "测试集差值"),
@@ -50,16 +50,25 @@ WORDS: dict[str, tuple[str, str]] = {
                       "t 分布（只有一个种子时无法给出）。选择配置时从不使用测试集。"),
     "impact_intro": ("Error bars are 95% confidence intervals over seeds.", "误差线为种子间的 95% 置信区间。"),
     "ablation_intro": ("Each variant at its own best learning rate, compared with the baseline on validation accuracy "
-                       "by Welch's t over seeds (Holm-adjusted across the ablations); the verdict rests on it. The "
+                       "by Welch's t over seeds (Bonferroni-adjusted across the ablations); the verdict rests on it. The "
                        "paired test on the test predictions compares these particular trained models row by row: it "
                        "ignores seed-to-seed variation, so it calls smaller differences significant, and only decides "
                        "the verdict when there is a single seed.",
-                       "每个变体使用其最佳学习率，按种子间 Welch t 检验（经 Holm 校正）与基线比较验证准确率，判断以此为准。"
+                       "每个变体使用其最佳学习率，按种子间 Welch t 检验（经 Bonferroni 校正）与基线比较验证准确率，判断以此为准。"
                        "测试集预测的配对检验逐行比较这些具体训练出的模型：它忽略种子间的差异，因此会把更小的差异判为显著，"
                        "只有在只有一个种子时才决定判断结果。"),
     "no_ablation_study": ("No ablation study in this report.", "本报告不包含消融研究。"),
     "no_grid_study": ("No grid study with completed trials in this report.", "本报告没有包含已完成试验的网格研究。"),
     "no_completed": ("No completed trial", "没有完成的试验"),
+    "no_completed_baseline": ("No completed baseline (ablation none), so no ablation can be compared",
+                              "没有完成的基线（ablation none），因此无法比较任何消融"),
+    "no_completed_variant": ("No completed ablation variant: only the baseline finished",
+                             "没有完成的消融变体：只有基线完成了"),
+    "ablation_ci": ("Relative change against the baseline with {level} confidence intervals, Bonferroni-adjusted "
+                    "over the {k} compared ablations (each p multiplied by {k}): an interval excludes 0 exactly "
+                    "when the verdict is significant.",
+                    "相对基线的变化及其 {level} 置信区间，经 {k} 个被比较消融的 Bonferroni 校正（每个 p 值乘以 {k}）："
+                    "区间不含 0 当且仅当判断为显著。"),
     "best_intro": ("The selected configuration's best seed, on the test set.", "选中配置中验证准确率最高的种子在测试集上的表现。"),
     "misclassified": ("Misclassified test examples", "被错误分类的测试样本"),
     "attention_intro": ("Layer 1 / head 1 of the selected model on one validation sample (padding excluded: each row "
@@ -77,6 +86,7 @@ WORDS: dict[str, tuple[str, str]] = {
     # verdicts
     "significant": ("significant", "显著"), "noise": ("within noise", "在噪声范围内"),
     "untested": ("cannot be tested", "无法检验"),
+    "not_run": ("no completed trial", "没有完成的试验"),
     # parameters
     "embed_dim": ("embed_dim", "嵌入维度"), "num_heads": ("heads", "注意力头数"), "lr": ("lr", "学习率"),
     "ablation": ("ablation", "消融"), "num_layers": ("layers", "层数"), "dropout": ("dropout", "丢弃率"),
@@ -148,6 +158,20 @@ class Words:
         if diff is None or not math.isfinite(diff):
             return "–"
         return f"{100 * diff:+.2f} " + ("个百分点" if self.lang == "zh" else "pts")
+
+    @staticmethod
+    def rel(x: float | None, digits: int = 2) -> str:
+        """A relative change, signed: "+1.25%"."""
+        return "–" if x is None or not math.isfinite(x) else f"{100 * x:+.{digits}f}%"
+
+    @staticmethod
+    def level(level: float) -> str:
+        """A confidence level: "95%", "99.17%" in a Bonferroni family."""
+        return f"{100 * level:.4g}%"
+
+    def ci(self, level: float) -> str:
+        """The header of a confidence interval: "95% CI"."""
+        return self["ci"].format(level=self.level(level))
 
     @staticmethod
     def p(p: float | None) -> str:

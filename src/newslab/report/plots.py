@@ -3,7 +3,7 @@
 Figures are built on `matplotlib.figure.Figure` objects, never through pyplot: no global
 backend or state is touched, so a notebook's inline plotting keeps working and nothing needs
 a display. Error bars are t-based 95% intervals over seeds (stats.t_errorbar), the same
-intervals as in the tables.
+intervals as in the tables; the ablation figure's are Bonferroni-adjusted, as its table's.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from matplotlib.text import Text
 from matplotlib.ticker import MaxNLocator
 
 from ..results import StudyResult
-from .effects import AblationEffect
+from .effects import AblationEffect, factor_value, factors
 from .fonts import figure_rc
 from .i18n import Words
 from .stats import t_errorbar
@@ -30,6 +30,16 @@ def pct_errorbar(values) -> tuple[float, float]:
     """The t interval of accuracies in %, cut to [0, 100]: with 2 seeds (t = 12.7) it can pass both."""
     low, high = t_errorbar(values)
     return max(low, 0.0), min(high, 100.0)
+
+
+def errorbar_span(frame: pd.DataFrame, by: list[str], column: str = "acc") -> tuple[float, float]:
+    """Lowest and highest end of the error bars of `column` grouped `by`: axis limits must hold them."""
+    bounds = [pct_errorbar(values) for _, values in frame.groupby(by)[column]]
+    return min(b[0] for b in bounds), max(b[1] for b in bounds)
+
+
+# the order in which factors take the roles of a figure: x, then hue, then style
+ROLE_ORDER = ("embed_dim", "num_heads", "lr")
 
 VERDICT_COLORS = {"significant": "#c0392b", "noise": "#95a5a6", "untested": "#d5dbdb"}
 
@@ -76,29 +86,37 @@ class Plotter:
 
     # ---------------------------------------------------------------- studies
     def _trials_frame(self, result: StudyResult, numeric: str | None = None) -> pd.DataFrame:
-        """One row per completed seed of each point (at its best nuisance); parameters become
-        labelled categories, except `numeric`, kept as numbers for a real x axis."""
-        rows = [{**s.point, "acc": 100 * t.val_accuracy, "seed": t.seed} for s in result.points() for t in s.trials]
-        frame = pd.DataFrame(rows)
-        for name in result.spec.parameter_names("scientific"):
-            if name != numeric or not pd.api.types.is_numeric_dtype(frame[name]):
-                frame[name] = frame[name].map(lambda v, n=name: self.w.value(n, v))
-        return frame.rename(columns={n: self.w.param(n) for n in result.spec.parameter_names("scientific")})
+        """One row per completed seed of each point (at its best nuisance), one labelled column per factor
+        (a joint factor's values read "64/2"); `numeric`, a one-field factor, keeps numbers for a real x axis."""
+        def cell(s, key):
+            if key == numeric and "," not in key and isinstance(s.point[key], (int, float)):
+                return s.point[key]
+            return self.w.factor_value(key, factor_value(s, key))
 
-    def _levels(self, result: StudyResult, name: str | None) -> list[str] | None:
-        """A parameter's values as labelled in the frame, in the spec's order (not by accuracy)."""
-        return [self.w.value(name, v) for v in result.spec.choices(name)] if name else None
+        return pd.DataFrame([{**{self.w.factor(k): cell(s, k) for k in factors(result)},
+                              "acc": 100 * t.val_accuracy, "seed": t.seed} for s in result.points() for t in s.trials])
+
+    def _levels(self, result: StudyResult, key: str | None) -> list[str] | None:
+        """A factor's values as labelled in the frame, in the spec's order (not by accuracy)."""
+        if key is None:
+            return None
+        return [self.w.factor_value(key, v if "," in key else [v]) for v in result.spec.scientific[key]]
+
+    @staticmethod
+    def _roles(result: StudyResult) -> list[str]:
+        """Factors in the order they take x, hue and style: a joint "embed_dim,num_heads" is one x, so
+        lines over model sizes are drawn per lr rather than one point per heads value."""
+        rank = lambda key: next((i for i, n in enumerate(ROLE_ORDER) if n in key.split(",")), len(ROLE_ORDER))
+        return sorted(factors(result), key=rank)
 
     def hyperparameters(self, result: StudyResult) -> FigureFile | None:
-        """Validation accuracy vs embed_dim, hue = heads, style = lr (the original manual's line plot)."""
-        names = result.spec.parameter_names("scientific")
+        """Validation accuracy vs model size, hue = heads (or lr), style = lr (the original manual's line plot)."""
         if not result.points():
             return None
-        preferred = [n for n in ("embed_dim", "num_heads", "lr") if n in names]
-        x, hue, style = ([*preferred, *(n for n in names if n not in preferred)] + [None, None])[:3]
+        x, hue, style = (self._roles(result) + [None, None])[:3]
         frame = self._trials_frame(result, numeric=x)
         fig, ax = self._figure(6.4, 4.0)
-        label = lambda n: self.w.param(n) if n else None
+        label = lambda key: self.w.factor(key) if key else None
         sns.lineplot(data=frame, x=label(x), y="acc", hue=label(hue), style=label(style), errorbar=pct_errorbar,
                      hue_order=self._levels(result, hue), style_order=self._levels(result, style),
                      err_style="bars", err_kws={"capsize": 4}, markers=True, ax=ax[0, 0])
@@ -110,19 +128,19 @@ class Plotter:
 
     def lr_bars(self, result: StudyResult) -> FigureFile | None:
         """Mean validation accuracy per lr at each model size (the original manual's catplot)."""
-        names = result.spec.parameter_names("scientific")
-        if "lr" not in names or len(names) < 2:
+        keys = self._roles(result)
+        if "lr" not in keys or len(keys) < 2 or not result.points():
             return None
-        x = "embed_dim" if "embed_dim" in names else next(n for n in names if n != "lr")
+        x = next(k for k in keys if k != "lr")
         frame = self._trials_frame(result)
         fig, ax = self._figure(6.4, 4.0)
-        sns.barplot(data=frame, x=self.w.param(x), y="acc", hue=self.w.param("lr"), errorbar=pct_errorbar,
+        sns.barplot(data=frame, x=self.w.factor(x), y="acc", hue=self.w.param("lr"), errorbar=pct_errorbar,
                     capsize=0.1, ax=ax[0, 0], order=self._levels(result, x), hue_order=self._levels(result, "lr"))
-        low = max(0.0, frame["acc"].min() - 5)
-        ax[0, 0].set_ylim(low, min(100.0, frame["acc"].max() + 3))
+        low, high = errorbar_span(frame, [self.w.factor(x), self.w.param("lr")])  # never cut an error bar
+        ax[0, 0].set_ylim(max(0.0, low - 5), min(100.0, high + 3))
         ax[0, 0].set_ylabel(f"{self.w['val_acc']} (%)")
         ax[0, 0].set_title(result.name)
-        return self._save(fig, f"{result.name}-lr", f"{self.w['lr']} × {self.w.param(x)}: {result.name}")
+        return self._save(fig, f"{result.name}-lr", f"{self.w['lr']} × {self.w.factor(x)}: {result.name}")
 
     def learning_curves(self, result: StudyResult) -> FigureFile | None:
         rows = [{"config": self.w.point({**t.point, **t.nuisance}), "trial": t.number, **h}
@@ -144,13 +162,16 @@ class Plotter:
         return self._save(fig, f"{result.name}-curves", f"{self.w['val_acc']} / {self.w['val_loss']}: {result.name}")
 
     def ablations(self, name: str, effects: list[AblationEffect]) -> FigureFile | None:
-        """Relative change against the baseline with 95% intervals, coloured by verdict."""
+        """Relative change against the baseline with the verdicts' (Bonferroni-adjusted) intervals,
+        coloured by verdict."""
         if not effects:
             return None
         fig, ax = self._figure(6.4, 0.5 * len(effects) + 1.4)
         ax = ax[0, 0]
         for y, e in enumerate(effects):
             interval = e.relative_interval
+            if e.relative is None:
+                continue  # the baseline scored 0: there is no relative change to draw
             xerr = None if interval is None else [[100 * (e.relative - interval[0])], [100 * (interval[1] - e.relative)]]
             ax.barh(y, 100 * e.relative, xerr=xerr, capsize=4, color=VERDICT_COLORS[e.comparison.verdict])
         ax.set_yticks(range(len(effects)), [self.w.ablation(e.name) for e in effects])
@@ -161,7 +182,8 @@ class Plotter:
         ax.legend([Patch(color=c) for c in VERDICT_COLORS.values()], [self.w.verdict(v) for v in VERDICT_COLORS],
                   fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1))
         ax.set_title(name)
-        return self._save(fig, f"{name}-ablations", f"{self.w['ablations']}: {name}")
+        note = self.w["ablation_ci"].format(level=self.w.level(effects[0].comparison.level), k=len(effects))
+        return self._save(fig, f"{name}-ablations", f"{self.w['ablations']}: {name}. {note}")
 
     # ---------------------------------------------------------------- best model
     def confusion(self, cm: np.ndarray, class_names: list[str], name: str) -> FigureFile:

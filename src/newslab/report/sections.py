@@ -103,13 +103,16 @@ def ablation_section(ctx: ReportContext) -> Section:
         return section.add(Para(w["no_ablation_study"]))
     section.add(Para(w["ablation_intro"]))
     for result in studies:
-        effects = fx.ablation_effects(result, ctx.labels)
-        if not effects:
-            section.add(Para(f"{w['no_completed']}: {result.name} ({w.counts(result.counts())})."))
+        ablations = fx.ablation_effects(result, ctx.labels)
+        if ablations.base is None:
+            section.add(Para(f"{w['no_completed_baseline']}: {result.name} ({w.counts(result.counts())})."))
             continue
-        figure = draw("ablations", result.name, effects)
+        if not ablations.effects:
+            section.add(Para(f"{w['no_completed_variant']}: {result.name} ({w.counts(result.counts())})."))
+        figure = draw("ablations", result.name, ablations.effects)
         curves = draw("learning_curves", result)
-        section.add(tables.ablation_table(effects, w), Image(figure), Image(curves) if curves else None)
+        section.add(tables.ablation_table(ablations, w), Image(figure) if figure else None,
+                    Image(curves) if curves else None)
     return section
 
 

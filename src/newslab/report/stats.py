@@ -62,7 +62,7 @@ class TestResult:
     p: float
     low: float | None = None  # confidence interval of diff
     high: float | None = None
-    p_adjusted: float | None = None  # after Holm's correction within a family of comparisons
+    p_adjusted: float | None = None  # after Bonferroni's correction within a family of comparisons
 
     @property
     def p_used(self) -> float:
@@ -122,7 +122,7 @@ def paired_bootstrap(score_a: Sequence[float], score_b: Sequence[float], resampl
 
 
 def paired_test(predictions_a: list[list[int]], predictions_b: list[list[int]],
-                labels: Sequence[int] | None) -> TestResult | None:
+                labels: Sequence[int] | None, level: float = LEVEL) -> TestResult | None:
     """Compare two configurations on the test rows: McNemar when each has one run, else a
     paired bootstrap of seed-averaged correctness. None when predictions or labels are missing."""
     if labels is None or not predictions_a or not predictions_b:
@@ -134,24 +134,17 @@ def paired_test(predictions_a: list[list[int]], predictions_b: list[list[int]],
     correct_b = np.asarray(predictions_b) == y
     if len(correct_a) == 1 and len(correct_b) == 1:
         return mcnemar(correct_a[0], correct_b[0])
-    return paired_bootstrap(correct_a.mean(0), correct_b.mean(0))
+    return paired_bootstrap(correct_a.mean(0), correct_b.mean(0), level=level)
 
 
-def holm(pvalues: Sequence[float]) -> list[float]:
-    """Holm-Bonferroni adjusted p-values (family-wise error controlled at ALPHA)."""
-    order = sorted(range(len(pvalues)), key=lambda i: pvalues[i])
-    adjusted, running = [0.0] * len(pvalues), 0.0
-    for rank, i in enumerate(order):
-        running = max(running, min(1.0, (len(pvalues) - rank) * pvalues[i]))
-        adjusted[i] = running
-    return adjusted
+def family_level(k: int) -> float:
+    """Bonferroni: each of k comparisons at level 1 - ALPHA/k, so that the family errs at most ALPHA
+    of the time; an interval at this level excludes 0 exactly when the adjusted p is below ALPHA."""
+    return 1 - ALPHA / max(k, 1)
 
 
-def adjust_family(results: list[TestResult | None]) -> list[TestResult | None]:
-    """Holm-adjust the tests that exist; missing ones stay None."""
-    present = [i for i, r in enumerate(results) if r is not None]
-    adjusted = holm([results[i].p for i in present])
-    out = list(results)
-    for i, p in zip(present, adjusted):
-        out[i] = results[i].adjusted(p)
-    return out
+def bonferroni(result: TestResult | None, k: int) -> TestResult | None:
+    """The test as one of k: p multiplied by k (capped at 1); alone (k = 1) it is left as it is."""
+    if result is None or k <= 1:
+        return result
+    return result.adjusted(min(1.0, result.p * k))

@@ -7,10 +7,10 @@ from __future__ import annotations
 from ..results import StudyResult
 from .attention import HeadSummary, relative_entropy
 from .bestmodel import BestRun
-from .effects import AblationEffect
+from .effects import AblationResults
 from .i18n import Words
 from .render import Table
-from .stats import mean_interval
+from .stats import LEVEL, mean_interval
 
 
 def _mean_std(values: list[float], w: Words) -> str:
@@ -33,7 +33,7 @@ def results_table(result: StudyResult, w: Words) -> Table:
     summaries = sorted(result.summaries(), key=lambda s: -s.val_mean)
     selected = result.best() if summaries else None
     names = [*result.spec.parameter_names("scientific"), *result.spec.parameter_names("nuisance")]
-    headers = [w.param(n) for n in names] + [f"{w['val_acc']} ({w['mean_std']})", w["ci95"], w["n"],
+    headers = [w.param(n) for n in names] + [f"{w['val_acc']} ({w['mean_std']})", w.ci(LEVEL), w["n"],
                                              w["best_epoch"], w["params"], w["time"], w["selected"]]
     rows = []
     for s in summaries:
@@ -44,7 +44,7 @@ def results_table(result: StudyResult, w: Words) -> Table:
             "–" if row["best_epoch"] is None else f"{row['best_epoch']:g}",
             "–" if row["params"] is None else f"{row['params']:,}",
             "–" if row["time_s"] is None else f"{row['time_s']:.0f}",
-            "★" if selected is not None and s is selected else ""])
+            "★" if selected is not None and s.key == selected.key else ""])  # summaries() makes new objects
     return Table(headers, rows)
 
 
@@ -67,19 +67,26 @@ def failures_table(result: StudyResult, w: Words) -> Table | None:
                   for t in failed])
 
 
-def ablation_table(effects: list[AblationEffect], w: Words) -> Table:
-    headers = [w["ablation"], w["val_acc"], w["n"], w["rel_change"], w["ci95"], w["diff"], w["p_seeds"],
+def ablation_table(ablations: AblationResults, w: Words) -> Table:
+    """The baseline, every compared variant (intervals at the verdict's Bonferroni-adjusted level, so one
+    excludes 0 exactly when the verdict is significant), then the variants with no completed trial."""
+    effects = ablations.effects
+    level = effects[0].comparison.level if effects else LEVEL
+    headers = [w["ablation"], w["val_acc"], w["n"], w["rel_change"], w.ci(level), w["diff"], w["p_seeds"],
                w["test_diff"], w["p_test"], w["verdict"]]
-    base = effects[0].comparison.b if effects else None
+    dashes = ["–"] * (len(headers) - 4)
+    base = ablations.base
     rows = [[w.ablation("none"), w.pct(base.val_mean), str(base.n)] + ["–"] * (len(headers) - 3)] if base else []
     for e in effects:
         c, interval = e.comparison, e.relative_interval
-        rows.append([w.ablation(e.name), w.pct(c.a.val_mean), str(c.a.n), f"{100 * e.relative:+.2f}%",
-                     "–" if interval is None else f"[{100 * interval[0]:+.2f}%, {100 * interval[1]:+.2f}%]",
+        rows.append([w.ablation(e.name), w.pct(c.a.val_mean), str(c.a.n), w.rel(e.relative),
+                     "–" if interval is None else f"[{w.rel(interval[0])}, {w.rel(interval[1])}]",
                      w.pts(c.diff), w.p(c.over_seeds.p_used if c.over_seeds else None),
                      w.pts(c.on_test.diff if c.on_test else None), w.p(c.on_test.p_used if c.on_test else None),
                      w.verdict(c.verdict)])
-    return Table(headers, rows)
+    rows += [[w.ablation(name), "–", "0", *dashes, w["not_run"]] for name in ablations.missing]
+    caption = w["ablation_ci"].format(level=w.level(level), k=len(effects)) if effects else None
+    return Table(headers, rows, caption)
 
 
 def per_class_table(best: BestRun, w: Words) -> Table:
