@@ -32,3 +32,7 @@ echo "services: PostgreSQL at 127.0.0.1:$PG_PORT"
 # --- Chromium (headless check of report.html) and a CJK font (Chinese report figures) ----
 apt_install chromium chromium-driver fonts-wqy-microhei
 echo "services: $(chromium --version 2>/dev/null | head -n 1), CJK font: $(fc-list :lang=zh family | head -n 1)"
+
+# --- tcmalloc: the allocator `newslab` training commands re-execute under (newslab/allocator.py) --
+apt_install libtcmalloc-minimal4
+echo "services: tcmalloc $(ls /usr/lib/*/libtcmalloc_minimal.so.4 2>/dev/null | head -n 1)"

@@ -12,6 +12,9 @@ time is scaled up linearly (step time does not depend on the data size) and mark
 From the per-size figures: wall time of `seed-grid` (3 sizes x 2 lr x 3 epochs) and of
 `seed-ablations` (7 variants x 2 lr x 3 epochs at the best grid size) for 1 and 3 seeds, one
 worker using both cores. Targets: an epoch at embed 128 <= 3 min; peak RSS at embed 256 <= 2 GB.
+Children run under tcmalloc when it is installed, as the `newslab` command does
+(--allocator system: glibc's malloc, to compare). OMP_WAIT_POLICY=ACTIVE times runs as newslab
+runs them on an idle machine (the benchmarks' PASSIVE default is for busy ones).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from __future__ import annotations
 import common  # noqa: F401  (first: sets the OpenMP wait policy before torch starts)
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -26,6 +30,7 @@ import tempfile
 import time
 
 from common import GRID, data_dir, machine, table
+from newslab import allocator
 
 FULL_TRAIN, FULL_VAL, FULL_TEST = 114_000, 6_000, 7_600
 EPOCHS, LRS, ABLATIONS = 3, 2, 7
@@ -54,7 +59,7 @@ def child(path: str, embed: int, heads: int, rows: int) -> None:
     final = json.loads((result.run_dir / "final.json").read_text())
     print(json.dumps({"embed": embed, "rows": rows, "epoch_s": result.history[0]["epoch_time_s"], "wall_s": wall,
                       "val_s": val_s, "samples_per_s": result.samples_per_s, "compiled": final["compiled"],
-                      "precision": final["precision"], "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                      "precision": final["precision"], "allocator": final["allocator"], "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                       "val_acc": result.best_val_accuracy}))
 
 
@@ -63,16 +68,20 @@ def main() -> None:
     p.add_argument("--data-dir")
     p.add_argument("--sizes", type=int, nargs="+", default=[e for e, _ in GRID])
     p.add_argument("--rows", type=int, default=FULL_TRAIN, help="training rows actually run (epoch time scaled up)")
+    p.add_argument("--allocator", choices=("auto", "system"), default="auto",
+                   help="auto: tcmalloc when installed, as the newslab command; system: glibc malloc")
     p.add_argument("--child", type=int, help=argparse.SUPPRESS)
     args = p.parse_args()
     path = data_dir(args.data_dir)
     if args.child:
         return child(path, args.child, dict(GRID)[args.child], args.rows)
     print(machine())
+    env = dict(os.environ, **{allocator.ENV: args.allocator})
+    env = allocator.preload_environment(env, allocator.find_tcmalloc()) or env
     runs = {}
     for embed, _ in [g for g in GRID if g[0] in args.sizes]:
         out = subprocess.run([sys.executable, __file__, "--data-dir", path, "--child", str(embed), "--rows",
-                              str(args.rows)], capture_output=True, text=True)
+                              str(args.rows)], capture_output=True, text=True, env=env)
         line = [x for x in out.stdout.splitlines() if x.startswith("{")]
         if out.returncode or not line:
             sys.exit(f"embed {embed}: child failed\n{out.stderr[-3000:]}")
@@ -86,11 +95,11 @@ def main() -> None:
               f"{' (scaled from ' + str(m['rows']) + ' rows)' if scale != 1 else ''}, peak RSS {m['peak_rss_mb']:.0f} MB",
               flush=True)
     rows = [[e, f"{m['samples_per_s']:.0f}", f"{m['epoch_full_s'] / 60:.2f}", f"{m['val_s']:.0f}",
-             f"{m['overhead_s']:.0f}", f"{m['run_s'] / 60:.1f}", f"{m['peak_rss_mb']:.0f}", m["precision"],
+             f"{m['overhead_s']:.0f}", f"{m['run_s'] / 60:.1f}", f"{m['peak_rss_mb']:.0f}", m["allocator"], m["precision"],
              str(m["compiled"])] for e, m in runs.items()]
     print()
     print(table(rows, ["embed", "samples/s", "epoch min", "val pass s", "per-run overhead s", "3-epoch run min",
-                       "peak RSS MB", "precision", "compiled"]))
+                       "peak RSS MB", "allocator", "precision", "compiled"]))
     if len(runs) == len(GRID):
         grid = sum(LRS * m["run_s"] for m in runs.values())
         print("\nprojected wall time, one worker on this machine (hours):")

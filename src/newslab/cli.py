@@ -9,6 +9,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Sequence
 
+from .allocator import reexec_with_tcmalloc
 from .config import NewslabError, RunConfig, field_type, flag, load_config_file
 
 
@@ -141,14 +142,14 @@ def add_study_commands(sub) -> None:
     p.add_argument("--threads", type=int, help="torch threads per worker (default: cores / workers)")
     p.add_argument("--heartbeat", type=int, default=30, metavar="SECONDS",
                    help="trial heartbeat; a trial silent for 4 beats is failed and retried (default: 30)")
-    p.set_defaults(func=cmd_study_run)
+    p.set_defaults(func=cmd_study_run, trains=True)
 
     p = study.add_parser("worker", help="join a study (on this or another machine) and run waiting trials")
     p.add_argument("name", metavar="NAME")
     common(p)
     p.add_argument("--threads", type=int, help="torch threads (default: all cores)")
     p.add_argument("--heartbeat", type=int, default=30, metavar="SECONDS", help="trial heartbeat (default: 30)")
-    p.set_defaults(func=cmd_study_worker)
+    p.set_defaults(func=cmd_study_worker, trains=True)
 
     p = study.add_parser("status", help="counts of complete / running / failed / waiting trials, time left")
     p.add_argument("name", metavar="NAME")
@@ -205,7 +206,7 @@ def add_report_commands(sub) -> None:
     common(p)
     p.add_argument("--workers", type=int, default=1, help="parallel study workers (default: 1)")
     p.add_argument("--threads", type=int, help="torch threads per worker (default: 1 for quick, else cores / workers)")
-    p.set_defaults(func=cmd_manual)
+    p.set_defaults(func=cmd_manual, trains=True)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -214,7 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train one model")
     add_config_flags(p)
-    p.set_defaults(func=cmd_train)
+    p.set_defaults(func=cmd_train, trains=True)
 
     p = sub.add_parser("evaluate", help="re-evaluate a run's best checkpoint on its test set or any CSV")
     p.add_argument("run_dir", metavar="RUN_DIR")
@@ -236,6 +237,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if argv is None and getattr(args, "trains", False):  # a command-line process that trains models
+        reexec_with_tcmalloc(sys.argv[1:])
     try:
         return args.func(args)
     except NewslabError as exc:

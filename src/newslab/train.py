@@ -22,6 +22,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
+from . import allocator
 from . import data as data_mod
 from .config import NewslabError, RunConfig
 from .data import Dataset, EncodedSplit, iterate_batches
@@ -239,7 +240,8 @@ def train(config: RunConfig, *, dataset: Dataset | None = None, run_dir: str | P
     generator = torch.Generator().manual_seed(config.seed)
     model = TextClassifier.from_config(config, dataset.vocab_size, dataset.num_classes).to(device)
     result = RunResult(run_dir, "running", params=model.parameter_counts())
-    summary = {"status": "running", "device": str(device), "torch": torch.__version__, "params": result.params,
+    summary = {"status": "running", "device": str(device), "torch": torch.__version__, "allocator": allocator.current(),
+               "params": result.params,
                "data": {k: dataset.info[k] for k in ("rows", "cache_key", "tokenizer")}}
     write_json(run_dir / "final.json", summary)
 
