@@ -34,26 +34,18 @@ VARIANTS = ["glibc", "glibc + malloc_trim", "tcmalloc", "jemalloc"]
 def child(path: str, embed: int, steps: int, shapes: str, trim: bool) -> None:
     import itertools
 
-    import torch
-
-    from common import cycle_batches, stand_in
-    from newslab.model import TextClassifier
-    from newslab.step import TrainStep, amp_dtype
-    from newslab.train import make_optimizer
+    from common import newslab_contender, stand_in
 
     config, ds = stand_in(path, embed_dim=embed, num_heads=dict(GRID)[embed])
-    torch.manual_seed(0)
-    model = TextClassifier.from_config(config, ds.vocab_size, ds.num_classes).train()
-    step = TrainStep(model, make_optimizer(model, config, torch.device("cpu")), config,
-                     amp_dtype(config.precision, torch.device("cpu")))
-    batches = cycle_batches(ds.train, config.batch_size, config.max_len)
+    newslab = newslab_contender("newslab", config, ds, compile=False, warmup_steps=0)  # the step train() runs
+    batches = (batch for batch, _, _ in newslab.batches)
     if shapes == "fixed":
         batches = itertools.repeat(max(itertools.islice(batches, 50), key=lambda b: b.ids.numel()))  # the largest
-    libc = ctypes.CDLL(None)
+    libc = ctypes.CDLL(None) if trim else None
     t0 = time.perf_counter()
     for batch in itertools.islice(batches, steps):
-        step(batch.ids, batch.pad_mask, batch.labels)
-        if trim:
+        newslab.step(batch)
+        if libc:
             libc.malloc_trim(0)
     rate = steps / (time.perf_counter() - t0)
     final = int(open("/proc/self/statm").read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
