@@ -1,6 +1,9 @@
 # Two commands set up a fresh machine and run something:
 #   make manual   - install, then run the whole handbook (quick preset) on the stand-in data
-#   make test     - install, then run the test suite (real-data tests included)
+#   make test     - install, then run the test suite (real-data, PostgreSQL and browser tests included)
+# Both install what they need: the Python packages into $(VENV), and (as root) the Debian packages
+# through .ci/system-packages.sh; without root that script names what to install, in one line.
+SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
 DATA ?= ../shared/data/ag_news_mini
@@ -15,10 +18,20 @@ $(VENV)/.installed-$(EXTRAS): pyproject.toml
 
 install: $(VENV)/.installed-$(EXTRAS)
 
+# PostgreSQL, Chromium, a CJK font and tcmalloc, as the tests need them (.ci/services.sh starts the server)
 test: install
-	NEWSLAB_DATA_DIR=$(DATA) $(PY) -m pytest $(PYTEST_ARGS)
+	source .ci/services.sh && NEWSLAB_DATA_DIR=$(DATA) $(PY) -m pytest $(PYTEST_ARGS)
 
+# ruff (lint + format), mypy and the import-layers contract; CI runs these too
+lint: install
+	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff format --check src tests benchmarks
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
+
+# tcmalloc (training memory) and a CJK font (--lang zh) are optional for the handbook
 manual: install
+	.ci/system-packages.sh --optional libtcmalloc-minimal4 fonts-wqy-microhei
 	NEWSLAB_DATA_DIR=$(DATA) $(VENV)/bin/newslab manual --preset quick
 
-.PHONY: install test manual
+.PHONY: install test lint manual

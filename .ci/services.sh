@@ -1,15 +1,11 @@
 #!/usr/bin/env bash
-# System packages and services for the tests. Source it: it exports the services' addresses.
+# System packages and services for the tests. Source it (`make test` and .ci/run do): it exports the
+# services' addresses. Idempotent: a second source finds everything installed and running.
 #   PostgreSQL (Debian package), started on loopback -> NEWSLAB_TEST_POSTGRES_URL
 set -euo pipefail
 
-apt_install() {  # install Debian packages that are missing, non-interactively
-    local missing=()
-    for pkg in "$@"; do dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg"); done
-    if [ ${#missing[@]} -gt 0 ]; then
-        export DEBIAN_FRONTEND=noninteractive
-        apt-get update -qq && apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-    fi
+apt_install() {  # install Debian packages that are missing (as root), else name them and fail
+    "$(dirname "${BASH_SOURCE[0]}")/system-packages.sh" "$@"
 }
 
 # --- PostgreSQL on 127.0.0.1:55432, database/user/password newslab --------------------
@@ -30,7 +26,7 @@ export NEWSLAB_TEST_POSTGRES_URL="postgresql+psycopg://newslab:newslab@127.0.0.1
 echo "services: PostgreSQL at 127.0.0.1:$PG_PORT"
 
 # --- Chromium (headless check of report.html) and a CJK font (Chinese report figures) ----
-apt_install chromium chromium-driver fonts-wqy-microhei
+apt_install chromium chromium-driver fonts-wqy-microhei fontconfig
 echo "services: $(chromium --version 2>/dev/null | head -n 1), CJK font: $(fc-list :lang=zh family | head -n 1)"
 
 # --- tcmalloc: the allocator `newslab` training commands re-execute under (newslab/allocator.py) --

@@ -17,7 +17,7 @@ import tempfile
 import time
 
 from newslab.config import RunConfig
-from newslab.data import load_dataset
+from newslab.data import cache_dir, load_dataset
 from newslab.train import train
 
 GROUPS = {
@@ -42,15 +42,22 @@ GROUPS = {
 
 
 def mean_std(xs: list[float]) -> str:
-    return f"{100 * statistics.fmean(xs):.2f} ± {100 * statistics.stdev(xs):.2f}" if len(xs) > 1 else f"{100 * xs[0]:.2f}"
+    return (
+        f"{100 * statistics.fmean(xs):.2f} ± {100 * statistics.stdev(xs):.2f}" if len(xs) > 1 else f"{100 * xs[0]:.2f}"
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-dir", required=True)
     parser.add_argument("--group", choices=GROUPS, default="default")
-    parser.add_argument("--variant", action="append", default=[], metavar="NAME=JSON",
-                        help='extra variant, e.g. \'drop 0.2={"dropout": 0.2}\'')
+    parser.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        metavar="NAME=JSON",
+        help="extra variant, e.g. 'drop 0.2={\"dropout\": 0.2}'",
+    )
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--threads", type=int)
     args = parser.parse_args()
@@ -64,15 +71,20 @@ def main() -> None:
     for name, changes in variants.items():
         vals, tests, times = [], [], []
         for seed in range(args.seeds):
-            config = RunConfig(data_dir=args.data_dir, out_dir=out_dir, seed=seed, threads=args.threads, **changes)
-            dataset = load_dataset(config, progress=False)
+            config = RunConfig.create(
+                data_dir=args.data_dir, out_dir=out_dir, seed=seed, threads=args.threads, **changes
+            )
+            dataset = load_dataset(config.data, cache_dir(config.execution.out_dir), progress=False)
             started = time.perf_counter()
             result = train(config, dataset=dataset, log=None, progress=False)
             times.append(time.perf_counter() - started)
             vals.append(result.best_val_accuracy)
             tests.append(result.test_accuracy)
-        print(f"{name:24s} {dataset.vocab_size:6d} {result.params['total']:9d} {mean_std(vals):>14s} "
-              f"{mean_std(tests):>14s} {statistics.fmean(times):6.0f}", flush=True)
+        print(
+            f"{name:24s} {dataset.vocab_size:6d} {result.params['total']:9d} {mean_std(vals):>14s} "
+            f"{mean_std(tests):>14s} {statistics.fmean(times):6.0f}",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

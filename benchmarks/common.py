@@ -18,19 +18,19 @@ import platform
 import statistics
 import sys
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # `python benchmarks/x.py` from the repo root
 
-from newslab.config import RunConfig  # noqa: E402
-from newslab.data import Dataset, EncodedSplit, iterate_batches, load_dataset  # noqa: E402
-from newslab.model import TextClassifier  # noqa: E402
-from newslab.step import TrainStep, amp_dtype  # noqa: E402
-from newslab.train import make_optimizer  # noqa: E402
+from newslab.config import RunConfig
+from newslab.data import Dataset, EncodedSplit, cache_dir, iterate_batches, load_dataset
+from newslab.model import TextClassifier
+from newslab.step import TrainStep, amp_dtype
+from newslab.train import make_optimizer
 
 GRID = [(64, 2), (128, 4), (256, 8)]  # (embed_dim, num_heads) of the seed manual's grid
 
@@ -45,8 +45,8 @@ def data_dir(arg: str | None) -> str:
 def stand_in(path: str, **changes) -> tuple[RunConfig, Dataset]:
     """The stand-in data, tokenized by newslab's defaults (cache under /tmp, never in the repo)."""
     os.environ.setdefault("NEWSLAB_CACHE_DIR", "/tmp/newslab-bench-cache")
-    config = RunConfig(data_dir=path, out_dir="/tmp/newslab-bench", **changes)
-    return config, load_dataset(config, progress=False)
+    config = RunConfig.create(data_dir=path, out_dir="/tmp/newslab-bench", **changes)
+    return config, load_dataset(config.data, cache_dir(config.execution.out_dir), progress=False)
 
 
 def repeat_split(split: EncodedSplit, rows: int, seed: int = 0) -> EncodedSplit:
@@ -55,7 +55,7 @@ def repeat_split(split: EncodedSplit, rows: int, seed: int = 0) -> EncodedSplit:
     lengths = (split.offsets[1:] - split.offsets[:-1])[order]
     offsets = torch.zeros(rows + 1, dtype=torch.int64)
     torch.cumsum(lengths, 0, out=offsets[1:])
-    ids = torch.cat([split.ids[split.offsets[i]:split.offsets[i + 1]] for i in order.tolist()])
+    ids = torch.cat([split.ids[split.offsets[i] : split.offsets[i + 1]] for i in order.tolist()])
     return EncodedSplit(ids, offsets, split.labels[order], [split.texts[i] for i in order.tolist()])
 
 
@@ -69,6 +69,7 @@ def cycle_batches(split: EncodedSplit, batch_size: int, max_len: int, seed: int 
 @dataclass
 class Contender:
     """One thing to time: `step(batch)` trains on one batch; `batches` yields (batch, samples, tokens)."""
+
     name: str
     step: Callable
     batches: Iterator
@@ -76,20 +77,27 @@ class Contender:
     model: torch.nn.Module | None = None
 
 
-def newslab_contender(name: str, config: RunConfig, dataset: Dataset, compile: bool, precision: str = "auto",
-                      split: EncodedSplit | None = None, warmup_steps: int = 30) -> Contender:
+def newslab_contender(
+    name: str,
+    config: RunConfig,
+    dataset: Dataset,
+    compile: bool,
+    precision: str = "auto",
+    split: EncodedSplit | None = None,
+    warmup_steps: int = 30,
+) -> Contender:
     """newslab's own TrainStep (the one train() runs) on its bucketed batches.
 
     The warm-up steps meet most sequence lengths once: oneDNN builds a kernel per new matmul
     shape (a one-time cost per run, like compilation), which would otherwise land in round 1.
     """
     torch.manual_seed(0)
-    model = TextClassifier.from_config(config, dataset.vocab_size, dataset.num_classes).train()
-    optimizer = make_optimizer(model, config, torch.device("cpu"))
-    step = TrainStep(model, optimizer, config, amp_dtype(precision, torch.device("cpu")), compile)
+    model = TextClassifier.from_config(config.model, dataset.vocab_size, dataset.num_classes).train()
+    optimizer = make_optimizer(model, config.optim, torch.device("cpu"))
+    step = TrainStep(model, optimizer, config.optim, amp_dtype(precision, torch.device("cpu")), compile)
 
     def batches():
-        for b in cycle_batches(split or dataset.train, config.batch_size, config.max_len):
+        for b in cycle_batches(split or dataset.train, config.optim.batch_size, config.model.max_len):
             yield b, len(b.labels), int(b.pad_mask.numel() - b.pad_mask.sum())
 
     c = Contender(name, lambda b: step(b.ids, b.pad_mask, b.labels), batches(), model=model)
@@ -122,8 +130,9 @@ def time_window(c: Contender, seconds: float, min_steps: int = 2) -> tuple[float
             return sum(s for s, _ in seen) / elapsed, sum(t for _, t in seen) / elapsed, seen
 
 
-def interleave(contenders: list[Contender], rounds: int, seconds: float,
-               log: Callable[[str], None] = print) -> dict[str, dict]:
+def interleave(
+    contenders: list[Contender], rounds: int, seconds: float, log: Callable[[str], None] = print
+) -> dict[str, dict]:
     """Alternate timed windows of every contender for `rounds` rounds; per-window rates kept."""
     rates = {c.name: {"samples": [], "tokens": [], "windows": []} for c in contenders}
     for r in range(rounds):
@@ -133,8 +142,11 @@ def interleave(contenders: list[Contender], rounds: int, seconds: float,
             rates[c.name]["samples"].append(s)
             rates[c.name]["tokens"].append(t)
             rates[c.name]["windows"].append(seen)
-        log(f"  round {r + 1}/{rounds}: " + ", ".join(f"{c.name} {rates[c.name]['samples'][-1]:.0f}"
-                                                      for c in contenders) + " samples/s")
+        log(
+            f"  round {r + 1}/{rounds}: "
+            + ", ".join(f"{c.name} {rates[c.name]['samples'][-1]:.0f}" for c in contenders)
+            + " samples/s"
+        )
     return rates
 
 
@@ -152,7 +164,7 @@ def useful_train_flops(model: TextClassifier, lengths: torch.Tensor) -> float:
     """6 x non-embedding parameters x real tokens + attention (QK^T and AV: 4 T^2 C forward, x3 with backward)."""
     C, L = model.tok_emb.embedding_dim, len(model.blocks)
     lengths = lengths.double()
-    return 6 * non_embedding_params(model) * lengths.sum().item() + 12 * L * C * (lengths ** 2).sum().item()
+    return 6 * non_embedding_params(model) * lengths.sum().item() + 12 * L * C * (lengths**2).sum().item()
 
 
 def gemm_peak(dtype: torch.dtype = torch.float32, sizes=(1024, 2048, 3072), repeats: int = 3) -> float:
@@ -164,7 +176,7 @@ def gemm_peak(dtype: torch.dtype = torch.float32, sizes=(1024, 2048, 3072), repe
         for _ in range(repeats):
             t0 = time.perf_counter()
             a @ b
-            best = max(best, 2 * n ** 3 / (time.perf_counter() - t0))
+            best = max(best, 2 * n**3 / (time.perf_counter() - t0))
     return best
 
 
@@ -179,20 +191,30 @@ def machine() -> str:
     except OSError:
         pass
     flags = [f for f in ("avx512", "avx512_bf16", "amx") if _has(f)]
-    return (f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads "
-            f"(OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}), {'/'.join(flags) or 'no avx512'}, "
-            f"load avg {os.getloadavg()[0]:.1f}")
+    return (
+        f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads "
+        f"(OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}), {'/'.join(flags) or 'no avx512'}, "
+        f"load avg {os.getloadavg()[0]:.1f}"
+    )
 
 
 def _has(flag: str) -> bool:
-    probes = {"avx512": "_is_avx512_supported", "avx512_bf16": "_is_avx512_bf16_supported",
-              "amx": "_is_amx_tile_supported"}
+    probes = {
+        "avx512": "_is_avx512_supported",
+        "avx512_bf16": "_is_avx512_bf16_supported",
+        "amx": "_is_amx_tile_supported",
+    }
     return bool(getattr(torch.cpu, probes[flag], lambda: False)())
 
 
 def table(rows: list[list], header: list[str]) -> str:
-    cells = [header] + [[f"{v:,.0f}" if isinstance(v, float) and abs(v) >= 100 else
-                         f"{v:.3g}" if isinstance(v, float) else str(v) for v in row] for row in rows]
+    cells = [header] + [
+        [
+            f"{v:,.0f}" if isinstance(v, float) and abs(v) >= 100 else f"{v:.3g}" if isinstance(v, float) else str(v)
+            for v in row
+        ]
+        for row in rows
+    ]
     widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
     lines = [" | ".join(c.rjust(w) for c, w in zip(r, widths)) for r in cells]
     lines.insert(1, "-+-".join("-" * w for w in widths))

@@ -23,7 +23,6 @@ once (the study's `--workers 2`), whose summed throughput is reported.
 
 from __future__ import annotations
 
-import common  # noqa: F401  (first: sets the OpenMP wait policy before torch starts)
 import argparse
 import contextlib
 import json
@@ -37,9 +36,20 @@ import time
 import torch
 import torch.nn.functional as F
 
+import common
 import newslab.model as model_mod
-from common import (Contender, cycle_batches, data_dir, interleave, machine, median_ratio, newslab_contender, stand_in,
-                    table, warm_up)
+from common import (
+    Contender,
+    cycle_batches,
+    data_dir,
+    interleave,
+    machine,
+    median_ratio,
+    newslab_contender,
+    stand_in,
+    table,
+    warm_up,
+)
 from newslab.data import batch_indices
 from newslab.model import TextClassifier
 from newslab.step import TrainStep, amp_dtype, grad_norm
@@ -70,6 +80,7 @@ def with_patch(c: Contender, obj, name, value) -> Contender:
     def patched_step(batch):
         with patched(obj, name, value):
             return step(batch)
+
     c.step = patched_step
     return c
 
@@ -77,79 +88,99 @@ def with_patch(c: Contender, obj, name, value) -> Contender:
 def custom(name: str, config, ds, build) -> Contender:
     """A contender whose step `build(model, config)` returns; batches as newslab's."""
     torch.manual_seed(0)
-    model = TextClassifier.from_config(config, ds.vocab_size, ds.num_classes).train()
+    model = TextClassifier.from_config(config.model, ds.vocab_size, ds.num_classes).train()
     step = build(model, config)
 
     def batches():
-        for b in cycle_batches(ds.train, config.batch_size, config.max_len):
+        for b in cycle_batches(ds.train, config.optim.batch_size, config.model.max_len):
             yield b, len(b.labels), int(b.pad_mask.numel() - b.pad_mask.sum())
+
     c = Contender(name, step, batches(), model=model)
     c.warmup_s = warm_up(c, 30)
     return c
 
 
 def sparse_step(model, config):
+    optim = config.optim
     model.tok_emb.sparse = True
     emb = [model.tok_emb.weight]
     rest = [p for p in model.parameters() if p is not model.tok_emb.weight]
-    dense = torch.optim.AdamW([{"params": [p for p in rest if p.dim() >= 2], "weight_decay": config.weight_decay},
-                               {"params": [p for p in rest if p.dim() < 2], "weight_decay": 0.0}],
-                              lr=config.lr, betas=(0.9, 0.98), fused=True)
-    sparse = torch.optim.SparseAdam(emb, lr=config.lr, betas=(0.9, 0.98))  # no weight decay: lazy moments
-    amp = amp_dtype(config.precision, torch.device("cpu"))
+    dense = torch.optim.AdamW(
+        [
+            {"params": [p for p in rest if p.dim() >= 2], "weight_decay": optim.weight_decay},
+            {"params": [p for p in rest if p.dim() < 2], "weight_decay": 0.0},
+        ],
+        lr=optim.lr,
+        betas=(0.9, 0.98),
+        fused=True,
+    )
+    sparse = torch.optim.SparseAdam(emb, lr=optim.lr, betas=(0.9, 0.98))  # no weight decay: lazy moments
+    amp = amp_dtype(optim.precision, torch.device("cpu"))
 
     def step(b):
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp is not None):
             logits = model(b.ids, b.pad_mask)
-        loss = F.cross_entropy(logits.float(), b.labels, label_smoothing=config.label_smoothing)
+        loss = F.cross_entropy(logits.float(), b.labels, label_smoothing=optim.label_smoothing)
         dense.zero_grad(set_to_none=True)
         sparse.zero_grad(set_to_none=True)
         loss.backward()
         grad_norm(rest)
         dense.step()
         sparse.step()
+
     return step
 
 
 def unfused_step(model, config):
-    optimizer = make_optimizer(model, config, torch.device("cpu"))
+    optimizer = make_optimizer(model, config.optim, torch.device("cpu"))
     for group in optimizer.param_groups:
         group["fused"] = False  # torch's default on CPU: the single-tensor for-loop
-    step = TrainStep(model, optimizer, config, amp_dtype(config.precision, torch.device("cpu")))
+    step = TrainStep(model, optimizer, config.optim, amp_dtype(config.optim.precision, torch.device("cpu")))
     return lambda b: step(b.ids, b.pad_mask, b.labels)
 
 
 def sync_step(model, config):
-    step = TrainStep(model, make_optimizer(model, config, torch.device("cpu")), config,
-                     amp_dtype(config.precision, torch.device("cpu")))
+    step = TrainStep(
+        model,
+        make_optimizer(model, config.optim, torch.device("cpu")),
+        config.optim,
+        amp_dtype(config.optim.precision, torch.device("cpu")),
+    )
 
     def run(b):
         loss, norm = step(b.ids, b.pad_mask, b.labels)
         if not math.isfinite(loss.item()) or not math.isfinite(float(norm)):
             raise RuntimeError("diverged")
+
     return run
 
 
 def step_group(args, path) -> None:
     config, ds = stand_in(path, embed_dim=args.embed, num_heads=args.embed // 32, num_layers=2, batch_size=64)
     base = newslab_contender("newslab", config, ds, compile=False)
-    contenders = [base,
-                  with_patch(newslab_contender("torch dropout", config, ds, compile=False), model_mod, "dropout",
-                             F.dropout),
-                  with_patch(newslab_contender("SDPA training", config, ds, compile=False), model_mod.SelfAttention,
-                             "forward", sdpa_attention),
-                  newslab_contender("fp32", config, ds, compile=False, precision="fp32"),
-                  custom("sparse emb", config, ds, sparse_step),
-                  custom("unfused AdamW", config, ds, unfused_step),
-                  custom("sync per step", config, ds, sync_step)]
+    contenders = [
+        base,
+        with_patch(newslab_contender("torch dropout", config, ds, compile=False), model_mod, "dropout", F.dropout),
+        with_patch(
+            newslab_contender("SDPA training", config, ds, compile=False),
+            model_mod.SelfAttention,
+            "forward",
+            sdpa_attention,
+        ),
+        newslab_contender("fp32", config, ds, compile=False, precision="fp32"),
+        custom("sparse emb", config, ds, sparse_step),
+        custom("unfused AdamW", config, ds, unfused_step),
+        custom("sync per step", config, ds, sync_step),
+    ]
     if not args.no_compile:
         contenders.append(newslab_contender("compiled", config, ds, compile=True, warmup_steps=12))
     rates = interleave(contenders, args.rounds, args.window)
     rows = []
     for c in contenders:
         r = rates[c.name]["samples"]
-        rows.append([c.name, statistics.median(r), f"{median_ratio(r, rates['newslab']['samples']):.2f}x",
-                     f"{c.warmup_s:.1f}"])
+        rows.append(
+            [c.name, statistics.median(r), f"{median_ratio(r, rates['newslab']['samples']):.2f}x", f"{c.warmup_s:.1f}"]
+        )
     print(table(rows, ["variant", "samples/s", "vs newslab", "warm-up s"]))
 
 
@@ -158,6 +189,7 @@ def threads_child(path: str, threads: int, seconds: float) -> None:
     config, ds = stand_in(path, embed_dim=128, num_heads=4)
     c = newslab_contender("n", config, ds, compile=False)
     from common import time_window
+
     samples, _, _ = time_window(c, seconds)
     print(json.dumps({"samples_per_s": samples}))
 
@@ -165,23 +197,43 @@ def threads_child(path: str, threads: int, seconds: float) -> None:
 def threads_group(args, path) -> None:
     def launch(threads: int, policy: str):
         env = {**os.environ, "OMP_WAIT_POLICY": policy}
-        return subprocess.Popen([sys.executable, __file__, "--data-dir", path, "--threads-child", str(threads),
-                                 "--window", str(args.window)], env=env, stdout=subprocess.PIPE, text=True)
+        return subprocess.Popen(
+            [
+                sys.executable,
+                __file__,
+                "--data-dir",
+                path,
+                "--threads-child",
+                str(threads),
+                "--window",
+                str(args.window),
+            ],
+            env=env,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
 
     def rate(procs) -> float:
         return sum(json.loads(p.communicate()[0].strip().splitlines()[-1])["samples_per_s"] for p in procs)
-    variants = {"1 thread": lambda: [launch(1, "PASSIVE")],
-                "2 threads, OpenMP default (spin)": lambda: [launch(2, "ACTIVE")],
-                "2 threads, OMP_WAIT_POLICY=PASSIVE": lambda: [launch(2, "PASSIVE")],
-                "2 processes x 1 thread (sum)": lambda: [launch(1, "PASSIVE"), launch(1, "PASSIVE")]}
+
+    variants = {
+        "1 thread": lambda: [launch(1, "PASSIVE")],
+        "2 threads, OpenMP default (spin)": lambda: [launch(2, "ACTIVE")],
+        "2 threads, OMP_WAIT_POLICY=PASSIVE": lambda: [launch(2, "PASSIVE")],
+        "2 processes x 1 thread (sum)": lambda: [launch(1, "PASSIVE"), launch(1, "PASSIVE")],
+    }
     results = {name: [] for name in variants}
     for r in range(args.rounds):
         for name, start in variants.items():
             results[name].append(rate(start()))
         print(f"  round {r + 1}: " + ", ".join(f"{n} {v[-1]:.0f}" for n, v in results.items()), flush=True)
     base = results["1 thread"]
-    print(table([[n, statistics.median(v), f"{median_ratio(v, base):.2f}x"] for n, v in results.items()],
-                ["threads", "samples/s", "vs 1 thread"]))
+    print(
+        table(
+            [[n, statistics.median(v), f"{median_ratio(v, base):.2f}x"] for n, v in results.items()],
+            ["threads", "samples/s", "vs 1 thread"],
+        )
+    )
 
 
 def bucketing_group(args, path) -> None:
@@ -190,19 +242,27 @@ def bucketing_group(args, path) -> None:
     config, ds = stand_in(path)
     rows = []
     for scale, split in (("stand-in", ds.train), ("full scale", repeat_split(ds.train, 114_000))):
-        lengths, labels = split.lengths(config.max_len), split.labels
+        lengths, labels = split.lengths(config.model.max_len), split.labels
         share = torch.bincount(labels).double() / len(labels)
-        for pool in (None, 4, 16, 64, 256, 10 ** 9):
+        for pool in (None, 4, 16, 64, 256, 10**9):
             gen = torch.Generator().manual_seed(0)
             if pool is None:  # plain shuffled batches, for reference
                 batches = list(torch.randperm(len(labels), generator=gen).split(64))
             else:
-                batches = batch_indices(split, 64, config.max_len, gen, pool_batches=pool)
+                batches = batch_indices(split, 64, config.model.max_len, gen, pool_batches=pool)
             padded = sum(int(lengths[b].max()) * len(b) for b in batches)
-            tv = statistics.fmean(0.5 * (torch.bincount(labels[b], minlength=len(share)).double() / len(b) - share)
-                                  .abs().sum().item() for b in batches)
-            rows.append([scale, "shuffled" if pool is None else "all rows" if pool == 10 ** 9 else pool,
-                         f"{100 * (1 - int(lengths.sum()) / padded):.1f}%", f"{tv:.3f}"])
+            tv = statistics.fmean(
+                0.5 * (torch.bincount(labels[b], minlength=len(share)).double() / len(b) - share).abs().sum().item()
+                for b in batches
+            )
+            rows.append(
+                [
+                    scale,
+                    "shuffled" if pool is None else "all rows" if pool == 10**9 else pool,
+                    f"{100 * (1 - int(lengths.sum()) / padded):.1f}%",
+                    f"{tv:.3f}",
+                ]
+            )
     print(table(rows, ["data", "sort pool (batches)", "padding", "class imbalance (mean TV distance per batch)"]))
 
 

@@ -14,7 +14,6 @@ Sequential processes: the steps/s column drifts with the machine's load (a few %
 
 from __future__ import annotations
 
-import common  # noqa: F401  (first: sets the OpenMP wait policy before torch starts)
 import argparse
 import ctypes
 import ctypes.util
@@ -25,6 +24,7 @@ import subprocess
 import sys
 import time
 
+import common  # noqa: F401  (first: sets the OpenMP wait policy before torch starts)
 from common import GRID, data_dir, machine, table
 from newslab import allocator
 
@@ -49,8 +49,16 @@ def child(path: str, embed: int, steps: int, shapes: str, trim: bool) -> None:
             libc.malloc_trim(0)
     rate = steps / (time.perf_counter() - t0)
     final = int(open("/proc/self/statm").read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
-    print(json.dumps({"allocator": allocator.current(), "steps_per_s": rate, "final_rss_mb": final,
-                      "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+    print(
+        json.dumps(
+            {
+                "allocator": allocator.current(),
+                "steps_per_s": rate,
+                "final_rss_mb": final,
+                "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            }
+        )
+    )
 
 
 def environment(variant: str) -> dict | None:
@@ -82,16 +90,35 @@ def main() -> None:
             if env is None:
                 rows.append([shapes, variant, "not installed", "", "", ""])
                 continue
-            command = [sys.executable, __file__, "--data-dir", path, "--embed", str(args.embed), "--steps",
-                       str(args.steps), "--child", shapes, "trim" if "trim" in variant else "-"]
+            command = [
+                sys.executable,
+                __file__,
+                "--data-dir",
+                path,
+                "--embed",
+                str(args.embed),
+                "--steps",
+                str(args.steps),
+                "--child",
+                shapes,
+                "trim" if "trim" in variant else "-",
+            ]
             out = subprocess.run(command, capture_output=True, text=True, env=env)
             line = [x for x in out.stdout.splitlines() if x.startswith("{")]
             if out.returncode or not line:
                 sys.exit(f"{shapes} / {variant}: child failed\n{out.stderr[-3000:]}")
             m = json.loads(line[-1])
             peak[shapes, variant] = m["peak_rss_mb"]
-            rows.append([shapes, variant, m["allocator"], f"{m['peak_rss_mb']:.0f}", f"{m['final_rss_mb']:.0f}",
-                         f"{m['steps_per_s']:.2f}"])
+            rows.append(
+                [
+                    shapes,
+                    variant,
+                    m["allocator"],
+                    f"{m['peak_rss_mb']:.0f}",
+                    f"{m['final_rss_mb']:.0f}",
+                    f"{m['steps_per_s']:.2f}",
+                ]
+            )
             print(f"  {shapes} / {variant}: peak {m['peak_rss_mb']:.0f} MB, {m['steps_per_s']:.2f} steps/s", flush=True)
     print()
     print(table(rows, ["batches", "malloc", "loaded", "peak RSS MB", "final RSS MB", "steps/s"]))

@@ -38,7 +38,7 @@ def encode(texts: list[str], vocab: dict[str, int], pad_len: int = PAD_LEN) -> t
     out = torch.zeros(len(texts), pad_len, dtype=torch.long)
     for i, t in enumerate(texts):
         ids = [vocab.get(w, 1) for w in t.lower().split()][:pad_len]
-        out[i, :len(ids)] = torch.tensor(ids, dtype=torch.long)
+        out[i, : len(ids)] = torch.tensor(ids, dtype=torch.long)
     return out  # (N, 256)
 
 
@@ -54,12 +54,20 @@ class PositionalEncoding(nn.Module):  # the PyTorch tutorial's, batch first
         self.register_buffer("pe", pe)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.dropout(x + self.pe[:, :x.size(1)])
+        return self.dropout(x + self.pe[:, : x.size(1)])
 
 
 class OriginalClassifier(nn.Module):
-    def __init__(self, vocab_size: int, num_classes: int, embed_dim: int = 128, num_heads: int = 4,
-                 num_layers: int = 3, ffn_dim: int = 512, dropout: float = 0.1):
+    def __init__(
+        self,
+        vocab_size: int,
+        num_classes: int,
+        embed_dim: int = 128,
+        num_heads: int = 4,
+        num_layers: int = 3,
+        ffn_dim: int = 512,
+        dropout: float = 0.1,
+    ):
         super().__init__()
         self.embed_dim = embed_dim
         self.embedding = nn.Embedding(vocab_size, embed_dim, padding_idx=0)
@@ -90,6 +98,7 @@ def make_step(model: OriginalClassifier, lr: float = 1e-3):
         optimizer.step()
         step.correct += (logits.argmax(1) == labels).sum().item()
         return loss.item()
+
     step.correct = 0
     return step
 

@@ -19,7 +19,6 @@ runs them on an idle machine (the benchmarks' PASSIVE default is for busy ones).
 
 from __future__ import annotations
 
-import common  # noqa: F401  (first: sets the OpenMP wait policy before torch starts)
 import argparse
 import json
 import os
@@ -29,6 +28,7 @@ import sys
 import tempfile
 import time
 
+import common  # noqa: F401  (first: sets the OpenMP wait policy before torch starts)
 from common import GRID, data_dir, machine, table
 from newslab import allocator
 
@@ -43,24 +43,54 @@ def child(path: str, embed: int, heads: int, rows: int) -> None:
     from common import repeat_split, stand_in
     from newslab.data import Dataset
     from newslab.model import TextClassifier
-    from newslab.train import evaluate, train
+    from newslab.runs import evaluate
+    from newslab.train import train
 
     config, ds = stand_in(path, embed_dim=embed, num_heads=heads, epochs=1, batch_size=64)
-    big = Dataset(repeat_split(ds.train, rows), repeat_split(ds.val, FULL_VAL, 1), repeat_split(ds.test, FULL_TEST, 2),
-                  ds.tokenizer, ds.class_names, ds.info)
+    big = Dataset(
+        repeat_split(ds.train, rows),
+        repeat_split(ds.val, FULL_VAL, 1),
+        repeat_split(ds.test, FULL_TEST, 2),
+        ds.tokenizer,
+        ds.class_names,
+        ds.info,
+    )
     t0 = time.perf_counter()
-    result = train(config.replace(out_dir=tempfile.mkdtemp(prefix="newslab-proj-")), dataset=big, log=None,
-                   progress=False)
+    result = train(
+        config.replace(out_dir=tempfile.mkdtemp(prefix="newslab-proj-")), dataset=big, log=None, progress=False
+    )
     wall = time.perf_counter() - t0
-    model = TextClassifier.from_config(config, ds.vocab_size, ds.num_classes)  # a pass costs the same at any weights
+    # a pass costs the same at any weights
+    model = TextClassifier.from_config(config.model, ds.vocab_size, ds.num_classes)
     t1 = time.perf_counter()
-    evaluate(model, big.val, ds.num_classes, torch.device("cpu"), config.eval_batch_size, config.max_len, config.precision)
+    evaluate(
+        model,
+        big.val,
+        ds.num_classes,
+        torch.device("cpu"),
+        config.execution.eval_batch_size,
+        config.model.max_len,
+        config.optim.precision,
+    )
     val_s = time.perf_counter() - t1
     final = json.loads((result.run_dir / "final.json").read_text())
-    print(json.dumps({"embed": embed, "rows": rows, "epoch_s": result.history[0]["epoch_time_s"], "wall_s": wall,
-                      "val_s": val_s, "samples_per_s": result.samples_per_s, "compiled": final["compiled"],
-                      "precision": final["precision"], "allocator": final["allocator"], "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                      "val_acc": result.best_val_accuracy}))
+    print(
+        json.dumps(
+            {
+                "embed": embed,
+                "rows": rows,
+                "epoch_s": result.history[0]["epoch_time_s"],
+                "wall_s": wall,
+                "val_s": val_s,
+                "samples_per_s": result.samples_per_s,
+                "compiled": final["compiled"],
+                "precision": final["precision"],
+                "allocator": final["allocator"],
+                "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                "val_acc": result.best_val_accuracy,
+            }
+        )
+    )
 
 
 def main() -> None:
@@ -68,8 +98,12 @@ def main() -> None:
     p.add_argument("--data-dir")
     p.add_argument("--sizes", type=int, nargs="+", default=[e for e, _ in GRID])
     p.add_argument("--rows", type=int, default=FULL_TRAIN, help="training rows actually run (epoch time scaled up)")
-    p.add_argument("--allocator", choices=("auto", "system"), default="auto",
-                   help="auto: tcmalloc when installed, as the newslab command; system: glibc malloc")
+    p.add_argument(
+        "--allocator",
+        choices=("auto", "system"),
+        default="auto",
+        help="auto: tcmalloc when installed, as the newslab command; system: glibc malloc",
+    )
     p.add_argument("--child", type=int, help=argparse.SUPPRESS)
     args = p.parse_args()
     path = data_dir(args.data_dir)
@@ -80,8 +114,12 @@ def main() -> None:
     env = allocator.preload_environment(env, allocator.find_tcmalloc()) or env
     runs = {}
     for embed, _ in [g for g in GRID if g[0] in args.sizes]:
-        out = subprocess.run([sys.executable, __file__, "--data-dir", path, "--child", str(embed), "--rows",
-                              str(args.rows)], capture_output=True, text=True, env=env)
+        out = subprocess.run(
+            [sys.executable, __file__, "--data-dir", path, "--child", str(embed), "--rows", str(args.rows)],
+            capture_output=True,
+            text=True,
+            env=env,
+        )
         line = [x for x in out.stdout.splitlines() if x.startswith("{")]
         if out.returncode or not line:
             sys.exit(f"embed {embed}: child failed\n{out.stderr[-3000:]}")
@@ -91,15 +129,44 @@ def main() -> None:
         m["overhead_s"] = m["wall_s"] - m["epoch_s"] - m["val_s"]  # model build, test pass, checkpoints, compile
         m["run_s"] = m["overhead_s"] + EPOCHS * (m["epoch_full_s"] + m["val_s"])  # one 3-epoch run
         runs[embed] = m
-        print(f"  embed {embed}: {m['samples_per_s']:.0f} samples/s, epoch {m['epoch_full_s'] / 60:.1f} min"
-              f"{' (scaled from ' + str(m['rows']) + ' rows)' if scale != 1 else ''}, peak RSS {m['peak_rss_mb']:.0f} MB",
-              flush=True)
-    rows = [[e, f"{m['samples_per_s']:.0f}", f"{m['epoch_full_s'] / 60:.2f}", f"{m['val_s']:.0f}",
-             f"{m['overhead_s']:.0f}", f"{m['run_s'] / 60:.1f}", f"{m['peak_rss_mb']:.0f}", m["allocator"], m["precision"],
-             str(m["compiled"])] for e, m in runs.items()]
+        print(
+            f"  embed {embed}: {m['samples_per_s']:.0f} samples/s, epoch {m['epoch_full_s'] / 60:.1f} min"
+            f"{' (scaled from ' + str(m['rows']) + ' rows)' if scale != 1 else ''}, peak RSS {m['peak_rss_mb']:.0f} MB",
+            flush=True,
+        )
+    rows = [
+        [
+            e,
+            f"{m['samples_per_s']:.0f}",
+            f"{m['epoch_full_s'] / 60:.2f}",
+            f"{m['val_s']:.0f}",
+            f"{m['overhead_s']:.0f}",
+            f"{m['run_s'] / 60:.1f}",
+            f"{m['peak_rss_mb']:.0f}",
+            m["allocator"],
+            m["precision"],
+            str(m["compiled"]),
+        ]
+        for e, m in runs.items()
+    ]
     print()
-    print(table(rows, ["embed", "samples/s", "epoch min", "val pass s", "per-run overhead s", "3-epoch run min",
-                       "peak RSS MB", "allocator", "precision", "compiled"]))
+    print(
+        table(
+            rows,
+            [
+                "embed",
+                "samples/s",
+                "epoch min",
+                "val pass s",
+                "per-run overhead s",
+                "3-epoch run min",
+                "peak RSS MB",
+                "allocator",
+                "precision",
+                "compiled",
+            ],
+        )
+    )
     if len(runs) == len(GRID):
         grid = sum(LRS * m["run_s"] for m in runs.values())
         print("\nprojected wall time, one worker on this machine (hours):")
@@ -107,8 +174,15 @@ def main() -> None:
         for seeds in (1, 3):
             for base, m in runs.items():
                 abl = ABLATIONS * LRS * m["run_s"]  # every ablation costs a baseline run (no_ffn/freeze_emb: less)
-                proj.append([seeds, f"{base}", f"{seeds * grid / 3600:.2f}", f"{seeds * abl / 3600:.2f}",
-                             f"{seeds * (grid + abl) / 3600:.2f}"])
+                proj.append(
+                    [
+                        seeds,
+                        f"{base}",
+                        f"{seeds * grid / 3600:.2f}",
+                        f"{seeds * abl / 3600:.2f}",
+                        f"{seeds * (grid + abl) / 3600:.2f}",
+                    ]
+                )
         print(table(proj, ["seeds", "ablations at embed", "seed-grid h", "seed-ablations h", "total h"]))
     if 128 in runs:
         e = runs[128]["epoch_full_s"] / 60

@@ -22,8 +22,22 @@ from pathlib import Path
 
 def run_once(preset: str, workers: int, seeds: int, data_dir: str) -> float:
     with tempfile.TemporaryDirectory(prefix="newslab-workers-") as out:
-        command = [sys.executable, "-m", "newslab", "study", "run", preset, "--workers", str(workers),
-                   "--seeds", str(seeds), "--out-dir", out, "--storage", f"sqlite:///{out}/studies.db"]
+        command = [
+            sys.executable,
+            "-m",
+            "newslab",
+            "study",
+            "run",
+            preset,
+            "--workers",
+            str(workers),
+            "--seeds",
+            str(seeds),
+            "--out-dir",
+            out,
+            "--storage",
+            f"sqlite:///{out}/studies.db",
+        ]
         env = {**os.environ, "NEWSLAB_DATA_DIR": data_dir, "NEWSLAB_CACHE_DIR": str(Path(out, "cache"))}
         started = time.perf_counter()
         subprocess.run(command, env=env, check=True, stdout=subprocess.DEVNULL)

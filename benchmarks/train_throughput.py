@@ -15,15 +15,25 @@ Targets: >= 8x the original's samples/s at embed 128 (issue 2), >= 10x at every 
 
 from __future__ import annotations
 
-import common  # noqa: F401  (first: sets the OpenMP wait policy before torch starts)
 import argparse
 from pathlib import Path
 
 import torch
 
-from common import (GRID, data_dir, interleave, machine, median_ratio, newslab_contender, stand_in, table,
-                    Contender, warm_up)
+import common  # noqa: F401  (first: sets the OpenMP wait policy before torch starts)
 import original
+from common import (
+    GRID,
+    Contender,
+    data_dir,
+    interleave,
+    machine,
+    median_ratio,
+    newslab_contender,
+    stand_in,
+    table,
+    warm_up,
+)
 from newslab.data import read_split
 
 
@@ -53,8 +63,9 @@ def main() -> None:
     print(machine())
     rows, summary = [], []
     for embed, heads in [g for g in GRID if g[0] in args.sizes]:
-        config, ds = stand_in(path, embed_dim=embed, num_heads=heads, num_layers=args.layers, ffn_dim=4 * embed,
-                              batch_size=64)
+        config, ds = stand_in(
+            path, embed_dim=embed, num_heads=heads, num_layers=args.layers, ffn_dim=4 * embed, batch_size=64
+        )
         print(f"\nembed {embed}, {heads} heads, {args.layers} layers, FFN {4 * embed}, batch 64")
         orig, orig_vocab = original_contender(path, ds.num_classes, embed, heads, args.layers)
         contenders = [orig, newslab_contender("newslab", config, ds, compile=False)]
@@ -78,8 +89,10 @@ def main() -> None:
     print("\nwarm-up s: the first steps (compilation included), not in the rates.")
     for embed, ratio in summary:
         targets = "target >= 10x" + (", issue 2: >= 8x" if embed == 128 else "")
-        print(f"embed {embed}: newslab {ratio:.1f}x the original's samples/s ({targets}: "
-              f"{'met' if ratio >= 10 else 'NOT met'})")
+        print(
+            f"embed {embed}: newslab {ratio:.1f}x the original's samples/s ({targets}: "
+            f"{'met' if ratio >= 10 else 'NOT met'})"
+        )
     print(f"KEY RATIO (min over sizes): {min(r for _, r in summary):.1f}x")
 
 

@@ -16,27 +16,47 @@ Targets: newslab >= 1.5x HF's samples/s at embed 64 and 128, >= 1.2x at 256; acc
 
 from __future__ import annotations
 
-import common  # noqa: F401  (first: sets the OpenMP wait policy before torch starts)
 import argparse
 import math
 
 import torch
 import torch.nn.functional as F
 
-from common import (GRID, Contender, data_dir, interleave, machine, median_ratio, newslab_contender, stand_in,
-                    table, warm_up)
+import common  # noqa: F401  (first: sets the OpenMP wait policy before torch starts)
+from common import (
+    GRID,
+    Contender,
+    data_dir,
+    interleave,
+    machine,
+    median_ratio,
+    newslab_contender,
+    stand_in,
+    table,
+    warm_up,
+)
 from newslab.data import EncodedSplit, iterate_batches
 from newslab.model import TextClassifier
+from newslab.runs import evaluate
 from newslab.step import TrainStep, amp_dtype, autocast
-from newslab.train import evaluate, lr_lambda, make_optimizer
+from newslab.train import lr_lambda, make_optimizer
 
 
 def hf_model(vocab: int, classes: int, embed: int, heads: int, layers: int, max_len: int):
     from transformers import BertConfig, BertForSequenceClassification
 
-    config = BertConfig(vocab_size=vocab + 1, hidden_size=embed, num_hidden_layers=layers, num_attention_heads=heads,
-                        intermediate_size=4 * embed, max_position_embeddings=max_len, num_labels=classes,
-                        hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1, pad_token_id=0)
+    config = BertConfig(
+        vocab_size=vocab + 1,
+        hidden_size=embed,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        intermediate_size=4 * embed,
+        max_position_embeddings=max_len,
+        num_labels=classes,
+        hidden_dropout_prob=0.1,
+        attention_probs_dropout_prob=0.1,
+        pad_token_id=0,
+    )
     return BertForSequenceClassification(config)
 
 
@@ -55,10 +75,11 @@ def hf_batches(split: EncodedSplit, cls_id: int, batch_size: int, max_len: int, 
             return
 
 
-def hf_step(model, lr: float = 1e-3, amp: torch.dtype | None = None, total_steps: int | None = None,
-            weight_decay: float = 0.01):
+def hf_step(
+    model, lr: float = 1e-3, amp: torch.dtype | None = None, total_steps: int | None = None, weight_decay: float = 0.01
+):
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
-    scheduler = (torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(total_steps, 0.1)) if total_steps else None)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(total_steps, 0.1)) if total_steps else None
     model.train()
 
     def step(batch):
@@ -72,6 +93,7 @@ def hf_step(model, lr: float = 1e-3, amp: torch.dtype | None = None, total_steps
         if scheduler:
             scheduler.step()
         return loss.item()
+
     return step
 
 
@@ -87,26 +109,27 @@ def hf_accuracy(model, split: EncodedSplit, cls_id: int, max_len: int) -> float:
 def accuracy_after_same_steps(config, ds, embed, heads, layers, epochs: int, seed: int) -> tuple[float, float, int]:
     """Test accuracy of newslab and of HF BERT after the same number of steps, same schedule."""
     config = config.replace(epochs=epochs, seed=seed)
-    steps = epochs * math.ceil(len(ds.train) / config.batch_size)
+    optim, max_len = config.optim, config.model.max_len
+    steps = epochs * math.ceil(len(ds.train) / optim.batch_size)
     torch.manual_seed(seed)
-    model = TextClassifier.from_config(config, ds.vocab_size, ds.num_classes)
-    optimizer = make_optimizer(model, config, torch.device("cpu"))
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(steps, config.warmup))
-    step = TrainStep(model, optimizer, config, amp_dtype(config.precision, torch.device("cpu")))
+    model = TextClassifier.from_config(config.model, ds.vocab_size, ds.num_classes)
+    optimizer = make_optimizer(model, optim, torch.device("cpu"))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(steps, optim.warmup))
+    step = TrainStep(model, optimizer, optim, amp_dtype(optim.precision, torch.device("cpu")))
     gen = torch.Generator().manual_seed(seed)
     for _ in range(epochs):
         model.train()
-        for b in iterate_batches(ds.train, config.batch_size, config.max_len, gen):
+        for b in iterate_batches(ds.train, optim.batch_size, max_len, gen):
             step(b.ids, b.pad_mask, b.labels)
             scheduler.step()
-    ours = evaluate(model, ds.test, ds.num_classes, torch.device("cpu"), 256, config.max_len, config.precision).accuracy
+    ours = evaluate(model, ds.test, ds.num_classes, torch.device("cpu"), 256, max_len, optim.precision).accuracy
     torch.manual_seed(seed)
-    bert = hf_model(ds.vocab_size, ds.num_classes, embed, heads, layers, config.max_len)
-    hstep = hf_step(bert, config.lr, total_steps=steps, weight_decay=config.weight_decay)
-    batches = hf_batches(ds.train, ds.vocab_size, config.batch_size, config.max_len, seed)
+    bert = hf_model(ds.vocab_size, ds.num_classes, embed, heads, layers, max_len)
+    hstep = hf_step(bert, optim.lr, total_steps=steps, weight_decay=optim.weight_decay)
+    batches = hf_batches(ds.train, ds.vocab_size, optim.batch_size, max_len, seed)
     for _ in range(steps):
         hstep(next(batches)[0])
-    return ours, hf_accuracy(bert, ds.test, ds.vocab_size, config.max_len), steps
+    return ours, hf_accuracy(bert, ds.test, ds.vocab_size, max_len), steps
 
 
 def mean_std(xs: list[float]) -> str:
@@ -133,46 +156,66 @@ def main() -> None:
         config, ds = stand_in(path, embed_dim=embed, num_heads=heads, num_layers=args.layers, batch_size=64)
         print(f"\nembed {embed}, {heads} heads, {args.layers} layers, FFN {4 * embed}, vocab {ds.vocab_size}, batch 64")
         if args.accuracy_only:
-            accs = [accuracy_after_same_steps(config, ds, embed, heads, args.layers, args.accuracy_epochs, seed)
-                    for seed in range(args.seeds)]
+            accs = [
+                accuracy_after_same_steps(config, ds, embed, heads, args.layers, args.accuracy_epochs, seed)
+                for seed in range(args.seeds)
+            ]
             ours, theirs = [a[0] for a in accs], [a[1] for a in accs]
-            rows.append([embed, mean_std(ours), mean_std(theirs), f"{100 * (sum(ours) - sum(theirs)) / len(accs):+.2f}",
-                         " ".join(f"{100 * (a - b):+.2f}" for a, b in zip(ours, theirs))])
+            rows.append(
+                [
+                    embed,
+                    mean_std(ours),
+                    mean_std(theirs),
+                    f"{100 * (sum(ours) - sum(theirs)) / len(accs):+.2f}",
+                    " ".join(f"{100 * (a - b):+.2f}" for a, b in zip(ours, theirs)),
+                ]
+            )
             print(f"  embed {embed}: " + rows[-1][1] + " vs " + rows[-1][2], flush=True)
             continue
         contenders = [newslab_contender("newslab", config, ds, compile=False)]
         for name, amp in (("HF BERT fp32", None), ("HF BERT bf16", torch.bfloat16)):
             torch.manual_seed(0)
-            bert = hf_model(ds.vocab_size, ds.num_classes, embed, heads, args.layers, config.max_len)
-            c = Contender(name, hf_step(bert, amp=amp), hf_batches(ds.train, ds.vocab_size, 64, config.max_len))
+            bert = hf_model(ds.vocab_size, ds.num_classes, embed, heads, args.layers, config.model.max_len)
+            c = Contender(name, hf_step(bert, amp=amp), hf_batches(ds.train, ds.vocab_size, 64, config.model.max_len))
             c.warmup_s = warm_up(c, 30)  # as newslab's: most batch shapes seen once
             contenders.append(c)
         rates = interleave(contenders, args.rounds, args.window)
         ours = rates["newslab"]["samples"]
-        acc = (accuracy_after_same_steps(config, ds, embed, heads, args.layers, args.accuracy_epochs, 0)
-               if args.accuracy_epochs else None)
+        acc = (
+            accuracy_after_same_steps(config, ds, embed, heads, args.layers, args.accuracy_epochs, 0)
+            if args.accuracy_epochs
+            else None
+        )
         for c in contenders:
             r = rates[c.name]
             med = sorted(r["samples"])[len(r["samples"]) // 2]
             medt = sorted(r["tokens"])[len(r["tokens"]) // 2]
-            test_acc = "" if acc is None or "bf16" in c.name else f"{100 * (acc[0] if c.name == 'newslab' else acc[1]):.2f}%"
+            test_acc = (
+                "" if acc is None or "bf16" in c.name else f"{100 * (acc[0] if c.name == 'newslab' else acc[1]):.2f}%"
+            )
             rows.append([embed, c.name, med, medt, f"{median_ratio(ours, r['samples']):.2f}x", test_acc])
         speedup = median_ratio(ours, rates["HF BERT fp32"]["samples"])
         verdicts.append((embed, speedup, median_ratio(ours, rates["HF BERT bf16"]["samples"]), acc))
     print()
     if args.accuracy_only:
         print(table(rows, ["embed", "newslab test acc", "HF BERT test acc", "mean diff (points)", "per seed"]))
-        print(f"after {args.accuracy_epochs} newslab epochs' worth of steps each, seeds 0..{args.seeds - 1}, "
-              "final weights, 800 test rows")
+        print(
+            f"after {args.accuracy_epochs} newslab epochs' worth of steps each, seeds 0..{args.seeds - 1}, "
+            "final weights, 800 test rows"
+        )
         return
     print(table(rows, ["embed", "model", "samples/s", "real tokens/s", "newslab speed-up", "test acc"]))
     if args.accuracy_epochs:
-        print(f"test acc: after {verdicts[0][3][2]} steps each ({args.accuracy_epochs} newslab epochs), seed 0, "
-              "final weights, 800 test rows")
+        print(
+            f"test acc: after {verdicts[0][3][2]} steps each ({args.accuracy_epochs} newslab epochs), seed 0, "
+            "final weights, 800 test rows"
+        )
     for embed, speedup, vs_bf16, acc in verdicts:
         target = 1.2 if embed >= 256 else 1.5
-        line = (f"embed {embed}: newslab {speedup:.2f}x HF BERT fp32 ({vs_bf16:.2f}x HF bf16); target >= {target}x: "
-                f"{'met' if speedup >= target else 'NOT met'}")
+        line = (
+            f"embed {embed}: newslab {speedup:.2f}x HF BERT fp32 ({vs_bf16:.2f}x HF bf16); target >= {target}x: "
+            f"{'met' if speedup >= target else 'NOT met'}"
+        )
         if acc:
             line += f"; accuracy {100 * acc[0]:.2f}% vs {100 * acc[1]:.2f}%: {'met' if acc[0] >= acc[1] else 'NOT met'}"
         print(line)

@@ -14,13 +14,13 @@ Targets: >= 50% of the fp32 peak at embed 128, >= 65% at embed 256.
 
 from __future__ import annotations
 
-import common  # noqa: F401  (first: sets the OpenMP wait policy before torch starts)
 import argparse
 import statistics
 import time
 
 import torch
 
+import common  # noqa: F401  (first: sets the OpenMP wait policy before torch starts)
 from common import GRID, data_dir, gemm_peak, machine, newslab_contender, stand_in, table, useful_train_flops
 
 
@@ -54,24 +54,49 @@ def main() -> None:
             peaks.append(gemm_peak(torch.float32))
             rates.append(train_window(c, args.window))
             peaks16.append(gemm_peak(torch.bfloat16))
-            print(f"  embed {embed} round {r + 1}: fp32 peak {peaks[-1] / 1e9:.0f}, bf16 peak {peaks16[-1] / 1e9:.0f}, "
-                  f"newslab {rates[-1] / 1e9:.1f} GFLOP/s", flush=True)
+            print(
+                f"  embed {embed} round {r + 1}: fp32 peak {peaks[-1] / 1e9:.0f}, bf16 peak {peaks16[-1] / 1e9:.0f}, "
+                f"newslab {rates[-1] / 1e9:.1f} GFLOP/s",
+                flush=True,
+            )
         ratio = statistics.median(t / p for t, p in zip(rates, peaks))
         ratio16 = statistics.median(t / p for t, p in zip(rates, peaks16))
-        rows.append([embed, f"{statistics.median(peaks) / 1e9:.0f} (max {max(peaks) / 1e9:.0f})",
-                     f"{statistics.median(peaks16) / 1e9:.0f}", f"{statistics.median(rates) / 1e9:.1f}",
-                     f"{100 * ratio:.0f}%", f"{100 * ratio16:.0f}%", f"{100 * statistics.median(rates) / max(peaks):.0f}%"])
+        rows.append(
+            [
+                embed,
+                f"{statistics.median(peaks) / 1e9:.0f} (max {max(peaks) / 1e9:.0f})",
+                f"{statistics.median(peaks16) / 1e9:.0f}",
+                f"{statistics.median(rates) / 1e9:.1f}",
+                f"{100 * ratio:.0f}%",
+                f"{100 * ratio16:.0f}%",
+                f"{100 * statistics.median(rates) / max(peaks):.0f}%",
+            ]
+        )
         verdicts.append((embed, ratio))
     print()
-    print(table(rows, ["embed", "fp32 GEMM peak GFLOP/s", "bf16 peak", "newslab useful GFLOP/s", "of fp32 peak",
-                       "of bf16 peak", "median / best fp32 peak"]))
+    print(
+        table(
+            rows,
+            [
+                "embed",
+                "fp32 GEMM peak GFLOP/s",
+                "bf16 peak",
+                "newslab useful GFLOP/s",
+                "of fp32 peak",
+                "of bf16 peak",
+                "median / best fp32 peak",
+            ],
+        )
+    )
     targets = {128: 0.50, 256: 0.65}
     for embed, ratio in verdicts:
         target = targets.get(embed)
         verdict = f"target >= {100 * target:.0f}%: {'met' if ratio >= target else 'NOT met'}" if target else "no target"
         print(f"embed {embed}: {100 * ratio:.0f}% of the fp32 GEMM peak ({verdict})")
-    print("KEY RATIO (embed 256 if measured): "
-          f"{100 * dict(verdicts).get(256, verdicts[-1][1]):.0f}% of the measured fp32 peak")
+    print(
+        "KEY RATIO (embed 256 if measured): "
+        f"{100 * dict(verdicts).get(256, verdicts[-1][1]):.0f}% of the measured fp32 peak"
+    )
 
 
 if __name__ == "__main__":

@@ -14,9 +14,17 @@ from pathlib import Path
 
 import pytest
 
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                  "--window-size=1280,2000"]
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--window-size=1280,2000",
+]
 INSTALL = "apt-get install -y chromium chromium-driver (and pip install selenium)"
 
 
@@ -57,7 +65,8 @@ def check_in_browser(html: Path, screenshot_name: str) -> dict:
                 "return {title: document.title, ready: document.readyState,"
                 " height: document.documentElement.scrollHeight,"
                 " images: Array.from(document.images).map(i => ({complete: i.complete, width: i.naturalWidth,"
-                " alt: i.alt})), text: document.body.innerText}")
+                " alt: i.alt})), text: document.body.innerText}"
+            )
             errors = [e for e in driver.get_log("browser") if e["level"] in ("SEVERE", "ERROR")]
             driver.set_window_size(1280, min(max(page["height"], 800), 12000))
             shot = artefacts_dir() / screenshot_name

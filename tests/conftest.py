@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from newslab.config import RunConfig
+from newslab.data import Dataset, cache_dir, load_dataset
 
 CLASSES = ["World", "Sports", "Business", "Sci/Tech"]
 TOPIC_WORDS = [
@@ -55,9 +56,26 @@ def data_dir(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def tiny_config(tmp_path: Path, data_dir: Path) -> RunConfig:
-    return RunConfig(epochs=2, batch_size=16, lr=3e-3, embed_dim=16, num_heads=2, num_layers=1, vocab_size=200,
-                     min_freq=1, val_fraction=0.2, data_dir=str(data_dir), out_dir=str(tmp_path / "out"),
-                     threads=1, warmup=0.0)
+    return RunConfig.create(
+        epochs=2,
+        batch_size=16,
+        lr=3e-3,
+        embed_dim=16,
+        num_heads=2,
+        num_layers=1,
+        vocab_size=200,
+        min_freq=1,
+        val_fraction=0.2,
+        data_dir=str(data_dir),
+        out_dir=str(tmp_path / "out"),
+        threads=1,
+        warmup=0.0,
+    )
+
+
+def load(config: RunConfig) -> Dataset:
+    """The dataset of a run config, through the cache a run of it would use."""
+    return load_dataset(config.data, cache_dir(config.execution.out_dir), progress=False)
 
 
 @pytest.fixture(autouse=True)

@@ -21,11 +21,14 @@ def test_preload_environment_adds_the_library_once_and_keeps_the_users_preload()
     assert allocator.preload_environment(env, LIB) is None  # never twice
 
 
-@pytest.mark.parametrize("environ, library", [
-    ({"NEWSLAB_ALLOCATOR": "system"}, LIB),
-    ({}, None),  # not installed
-    ({"LD_PRELOAD": "/usr/lib/libjemalloc.so.2"}, LIB),  # the user chose a malloc already
-])
+@pytest.mark.parametrize(
+    "environ, library",
+    [
+        ({"NEWSLAB_ALLOCATOR": "system"}, LIB),
+        ({}, None),  # not installed
+        ({"LD_PRELOAD": "/usr/lib/libjemalloc.so.2"}, LIB),  # the user chose a malloc already
+    ],
+)
 def test_preload_environment_leaves_the_process_alone(environ: dict, library: str | None) -> None:
     assert allocator.preload_environment(environ, library) is None
 

@@ -12,25 +12,62 @@ from newslab.cli import build_parser, config_from_args, main
 
 
 def run_cli(*args: str, env: dict | None = None, timeout: int = 900) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "newslab", *args], capture_output=True, text=True,
-                          env={**os.environ, **(env or {})}, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "newslab", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=timeout,
+    )
 
 
 def tiny_flags(data_dir: Path, out_dir: Path) -> list[str]:
-    return ["--epochs", "2", "--batch-size", "16", "--lr", "3e-3", "--embed-dim", "16", "--num-heads", "2",
-            "--num-layers", "1", "--vocab-size", "200", "--min-freq", "1", "--val-fraction", "0.2",
-            "--data-dir", str(data_dir), "--out-dir", str(out_dir), "--threads", "1"]
+    return [
+        "--epochs",
+        "2",
+        "--batch-size",
+        "16",
+        "--lr",
+        "3e-3",
+        "--embed-dim",
+        "16",
+        "--num-heads",
+        "2",
+        "--num-layers",
+        "1",
+        "--vocab-size",
+        "200",
+        "--min-freq",
+        "1",
+        "--val-fraction",
+        "0.2",
+        "--data-dir",
+        str(data_dir),
+        "--out-dir",
+        str(out_dir),
+        "--threads",
+        "1",
+    ]
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["train", "--embed-dim", "100", "--num-heads", "3"], "--embed-dim 100 is not divisible by --num-heads 3"),
-    (["train", "--ablation", "no_attention"], "argument --ablation: invalid choice: 'no_attention'"),
-    (["train", "--lr", "fast"], "argument --lr: invalid float value: 'fast'"),
-    (["train", "--epochs", "0"], "--epochs must be a positive integer"),
-    (["train", "--pos-encoding", "rotary"], "argument --pos-encoding: invalid choice"),
-    (["train", "--bogus"], "unrecognized arguments: --bogus"),
-    (["train", "--config", "/nonexistent.yaml"], "--config /nonexistent.yaml: cannot read"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["train", "--embed-dim", "100", "--num-heads", "3"], "--embed-dim 100 is not divisible by --num-heads 3"),
+        (["train", "--ablation", "no_attention"], "argument --ablation: invalid choice: 'no_attention'"),
+        (["train", "--lr", "fast"], "argument --lr: invalid float value: 'fast'"),
+        (["train", "--epochs", "0"], "--epochs must be a positive integer"),
+        (["train", "--pos-encoding", "rotary"], "argument --pos-encoding: invalid choice"),
+        (["train", "--bogus"], "unrecognized arguments: --bogus"),
+        (["train", "--config", "/nonexistent.yaml"], "--config /nonexistent.yaml: cannot read"),
+        (
+            ["train", "--ablation", "single_head", "--num-heads", "4"],
+            "--ablation single_head sets --num-heads 1; --num-heads 4 contradicts it",
+        ),
+        (["train", "--ablation", "no_dropout", "--ablation", "no_dropout"], "an ablation is named twice"),
+        (["train", "--run-name", "../outside"], "--run-name '../outside' must be one folder name"),
+    ],
+)
 def test_bad_flags_exit_nonzero_with_one_line(argv: list[str], message: str, capsys) -> None:
     try:
         code = main(argv)
@@ -41,8 +78,15 @@ def test_bad_flags_exit_nonzero_with_one_line(argv: list[str], message: str, cap
 
 
 def test_missing_data_is_one_line_without_traceback(tmp_path: Path) -> None:
-    proc = run_cli("train", "--data-dir", str(tmp_path / "nowhere"), "--out-dir", str(tmp_path),
-                   env={"NEWSLAB_DOWNLOAD_URL": "http://127.0.0.1:9/"}, timeout=120)
+    proc = run_cli(
+        "train",
+        "--data-dir",
+        str(tmp_path / "nowhere"),
+        "--out-dir",
+        str(tmp_path),
+        env={"NEWSLAB_DOWNLOAD_URL": "http://127.0.0.1:9/"},
+        timeout=120,
+    )
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert proc.stderr.startswith("newslab: error: ") and "missing train.csv, test.csv, classes.txt" in proc.stderr
 
@@ -51,15 +95,30 @@ def test_help_documents_every_flag_with_its_default(capsys) -> None:
     with pytest.raises(SystemExit):
         main(["train", "--help"])
     out = " ".join(capsys.readouterr().out.split())
-    for flag, default in [("--epochs", "5"), ("--batch-size", "64"), ("--lr", "0.001"), ("--embed-dim", "128"),
-                          ("--num-heads", "4"), ("--ablation", "none"), ("--num-layers", "2"), ("--ffn-dim", "4 x"),
-                          ("--dropout", "0.1"), ("--max-len", "128"), ("--weight-decay", "0.1"), ("--warmup", "0.1"),
-                          ("--seed", "0"), ("--device", "auto"), ("--threads", "torch's default"), ("--data-dir", "$NEWSLAB_DATA_DIR"),
-                          ("--out-dir", "outputs"), ("--config", "")]:
+    for flag, default in [
+        ("--epochs", "5"),
+        ("--batch-size", "64"),
+        ("--lr", "0.001"),
+        ("--embed-dim", "128"),
+        ("--num-heads", "4"),
+        ("--ablation", "none"),
+        ("--num-layers", "2"),
+        ("--ffn-dim", "4 x"),
+        ("--dropout", "0.1"),
+        ("--max-len", "128"),
+        ("--weight-decay", "0.1"),
+        ("--warmup", "0.1"),
+        ("--seed", "0"),
+        ("--device", "auto"),
+        ("--threads", "torch's default"),
+        ("--data-dir", "$NEWSLAB_DATA_DIR"),
+        ("--out-dir", "outputs"),
+        ("--config", ""),
+    ]:
         assert flag in out, flag
         if default:
             start = out.index(flag + " ", out.index("options:"))
-            assert f"(default: {default}" in out[start: out.index("(default:", start) + 60], flag
+            assert f"(default: {default}" in out[start : out.index("(default:", start) + 60], flag
 
 
 def test_flags_override_the_config_file(tmp_path: Path) -> None:
@@ -67,7 +126,8 @@ def test_flags_override_the_config_file(tmp_path: Path) -> None:
     spec.write_text("embed_dim: 64\nnum_heads: 2\nlr: 5e-4\nablation: no_ffn\n")
     args = build_parser().parse_args(["train", "--config", str(spec), "--lr", "2e-3"])
     config = config_from_args(args)
-    assert (config.embed_dim, config.num_heads, config.lr, config.ffn) == (64, 2, 2e-3, False)
+    assert (config.model.embed_dim, config.model.num_heads, config.optim.lr, config.model.ffn) == (64, 2, 2e-3, False)
+    assert config.ablation == ("no_ffn",)
     (tmp_path / "bad.json").write_text(json.dumps({"embed_dim": 64, "heads": 2}))
     assert main(["train", "--config", str(tmp_path / "bad.json")]) == 2
 
@@ -86,13 +146,24 @@ def test_train_evaluate_predict_from_the_command_line(data_dir: Path, tmp_path: 
     proc = run_cli("predict", str(run_dir), "striker league coach", "profit shares")
     assert proc.returncode == 0 and len(proc.stdout.splitlines()) == 2
     assert run_cli("evaluate", str(tmp_path / "no-run")).returncode == 2
+    proc = run_cli("train", *tiny_flags(data_dir, out), "--run-name", "cli")  # the name is taken
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "--overwrite" in proc.stderr
+
+
+def test_two_ablation_flags_combine_and_are_recorded() -> None:
+    args = build_parser().parse_args(["train", "--ablation", "no_pe", "--ablation", "no_ffn"])
+    config = config_from_args(args)
+    assert config.ablation == ("no_pe", "no_ffn") and config.model.pos_encoding == "none" and not config.model.ffn
 
 
 @pytest.mark.realdata
 def test_real_run_on_the_stand_in_passes_70_percent_in_two_epochs(stand_in_dir: Path, tmp_path: Path) -> None:
     proc = run_cli("train", "--epochs", "2", "--out-dir", str(tmp_path), env={"NEWSLAB_DATA_DIR": str(stand_in_dir)})
     assert proc.returncode == 0, proc.stderr
-    accs = [float(line.split(",")[1].split(":")[1].strip().rstrip("%"))
-            for line in proc.stdout.splitlines() if "Val loss" in line]
+    accs = [
+        float(line.split(",")[1].split(":")[1].strip().rstrip("%"))
+        for line in proc.stdout.splitlines()
+        if "Val loss" in line
+    ]
     print(proc.stdout)
     assert len(accs) == 2 and max(accs) > 70.0

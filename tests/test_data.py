@@ -6,20 +6,24 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import make_data_dir, write_rows
+from conftest import load, make_data_dir, write_rows
 from newslab import data
 from newslab.config import RunConfig
 from newslab.data import DataError
+from newslab.tokenization import UNK_ID, encode_chunks, load_tokenizer, train_tokenizer
 
 
 # ----------------------------------------------------------------------- strict CSV
-@pytest.mark.parametrize("content, message", [
-    ('"1","a","b"\n"2","c"\n', ":2: expected 3 fields"),
-    ('"1","a","b"\n"1","c","d"\n"5","e","f"\n', ":3: class '5' is not an integer in 1..4"),
-    ('"x","a","b"\n', ":1: class 'x'"),
-    ('"1","a","b"\n"2"," "," "\n', ":2: empty text"),
-    ('"1","a","b"\n"2","a\n', ":2: malformed CSV"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ('"1","a","b"\n"2","c"\n', ":2: expected 3 fields"),
+        ('"1","a","b"\n"1","c","d"\n"5","e","f"\n', ":3: class '5' is not an integer in 1..4"),
+        ('"x","a","b"\n', ":1: class 'x'"),
+        ('"1","a","b"\n"2"," "," "\n', ":2: empty text"),
+        ('"1","a","b"\n"2","a\n', ":2: malformed CSV"),
+    ],
+)
 def test_csv_errors_name_file_and_line(tmp_path: Path, content: str, message: str) -> None:
     path = tmp_path / "train.csv"
     path.write_text(content, encoding="utf-8")
@@ -41,17 +45,20 @@ def test_every_row_is_kept(data_dir: Path) -> None:
     assert sorted(set(split.labels)) == [0, 1, 2, 3]
 
 
-@pytest.mark.parametrize("raw, clean", [
-    ("Sprint #39;s deal", "Sprint's deal"),
-    ("costs  #36;34 million", "costs $34 million"),
-    ("a \\$500,000 prize", "a $500,000 prize"),
-    ("line one\\line two", "line one line two"),
-    ("he said  quot;no quot;", 'he said "no"'),
-    ("Medtronic &lt;A HREF=\"http://x\"&gt;MDT.N&lt;/A&gt; rose", "Medtronic MDT.N rose"),
-    ("photo &lt;i&gt;gallery&lt;/i&gt;", "photo gallery"),
-    ("AT amp;T", "AT&T"),
-    ("war  #151; again", "war \u2014 again"),
-])
+@pytest.mark.parametrize(
+    "raw, clean",
+    [
+        ("Sprint #39;s deal", "Sprint's deal"),
+        ("costs  #36;34 million", "costs $34 million"),
+        ("a \\$500,000 prize", "a $500,000 prize"),
+        ("line one\\line two", "line one line two"),
+        ("he said  quot;no quot;", 'he said "no"'),
+        ('Medtronic &lt;A HREF="http://x"&gt;MDT.N&lt;/A&gt; rose', "Medtronic MDT.N rose"),
+        ("photo &lt;i&gt;gallery&lt;/i&gt;", "photo gallery"),
+        ("AT amp;T", "AT&T"),
+        ("war  #151; again", "war \u2014 again"),
+    ],
+)
 def test_normalization(raw: str, clean: str) -> None:
     assert data.normalize_text(raw) == clean
 
@@ -76,10 +83,10 @@ def test_validation_split_is_stratified_and_seeded() -> None:
 def test_tokenizer_sees_only_the_training_split(tiny_config: RunConfig, data_dir: Path) -> None:
     rows = [(1, "zebraword", "only in test")]  # a word nowhere in train.csv
     write_rows(data_dir / "test.csv", rows + [(2, "striker", "league")])
-    ds = data.load_dataset(tiny_config.replace(tokenizer="word"), progress=False)
-    vocab = ds.tokenizer.get_vocab()
+    ds = load(tiny_config.replace(tokenizer="word"))
+    vocab = {ds.tokenizer.id_to_token(i) for i in range(ds.tokenizer.vocab_size)}
     assert "zebraword" not in vocab and "striker" in vocab
-    assert ds.test.row(0, 128)[0].item() == data.UNK_ID
+    assert ds.test.row(0, 128)[0].item() == UNK_ID
     held_out = set(" ".join(ds.val.texts).lower().split()) - set(" ".join(ds.train.texts).lower().split())
     assert not (held_out & set(vocab))  # validation-only words are unknown too
 
@@ -87,23 +94,25 @@ def test_tokenizer_sees_only_the_training_split(tiny_config: RunConfig, data_dir
 @pytest.mark.parametrize("kind", ["wordpiece", "bpe", "word"])
 def test_every_tokenizer_round_trips_known_words(kind: str) -> None:
     texts = ["the striker scored for the league!", "profit, and shares rose"] * 20
-    tok = data.train_tokenizer(texts, kind, vocab_size=300, min_freq=1)
-    ids = data.encode(tok, ["The striker, profit!"])[0]
-    assert data.UNK_ID not in ids and tok.decode(ids).replace(" ##", "").startswith("the striker")
+    tok = train_tokenizer(texts, kind, vocab_size=300, min_freq=1)
+    ids = tok.encode_batch(["The striker, profit!"])[0]
+    assert UNK_ID not in ids and tok.hf.decode(ids).replace(" ##", "").startswith("the striker")
+    assert load_tokenizer(tok.to_json()).encode_batch(["The striker, profit!"])[0] == ids
 
 
 def test_default_tokenizer_training_is_deterministic(data_dir: Path) -> None:
     """The README's reason for the word-level default: retraining gives the same ids (WordPiece's does not)."""
     texts = data.read_split(data_dir / "train.csv", 4).texts
-    kind, size, min_freq = RunConfig.tokenizer, RunConfig.vocab_size, RunConfig.min_freq
-    trained = {data.train_tokenizer(texts, kind, 200, 1).to_str() for _ in range(5)}
-    trained_default = {data.train_tokenizer(texts, kind, size, min_freq).to_str() for _ in range(5)}
+    defaults = RunConfig().data
+    kind, size, min_freq = defaults.tokenizer, defaults.vocab_size, defaults.min_freq
+    trained = {train_tokenizer(texts, kind, 200, 1).to_json() for _ in range(5)}
+    trained_default = {train_tokenizer(texts, kind, size, min_freq).to_json() for _ in range(5)}
     assert len(trained) == 1 and len(trained_default) == 1
 
 
 def test_empty_encoding_becomes_unknown() -> None:
-    tok = data.train_tokenizer(["alpha beta"] * 5, "word", 50, 1)
-    assert data.encode(tok, ["", "alpha"]) == [[data.UNK_ID], [tok.token_to_id("alpha")]]
+    tok = train_tokenizer(["alpha beta"] * 5, "word", 50, 1)
+    assert next(encode_chunks(tok, ["", "alpha"])) == [[UNK_ID], [tok.hf.token_to_id("alpha")]]
 
 
 # ----------------------------------------------------------------------- cache
@@ -111,20 +120,45 @@ def test_cache_is_reused_and_invalidated(tiny_config: RunConfig, data_dir: Path,
     builds = []
     real_build = data._build_dataset
     monkeypatch.setattr(data, "_build_dataset", lambda *a: builds.append(1) or real_build(*a))
-    first = data.load_dataset(tiny_config, progress=False)
-    second = data.load_dataset(tiny_config, progress=False)
+    first = load(tiny_config)
+    second = load(tiny_config)
     assert len(builds) == 1 and torch.equal(first.train.ids, second.train.ids)
-    data.load_dataset(tiny_config.replace(vocab_size=150), progress=False)  # a tokenizer setting
+    load(tiny_config.replace(vocab_size=150))  # a tokenizer setting
     assert len(builds) == 2
     with open(data_dir / "train.csv", "a") as fh:  # a changed file
         fh.write('"1","new row","about the minister"\n')
-    data.load_dataset(tiny_config, progress=False)
+    load(tiny_config)
     assert len(builds) == 3
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage", "flip_label", "manifest"])
+def test_a_damaged_cache_is_reported_and_rebuilt(tiny_config: RunConfig, damage: str, capsys) -> None:
+    first = load(tiny_config)
+    manifest = Path(first.info["cache_file"])
+    tensors = manifest.with_suffix(".safetensors")
+    if damage == "truncate":
+        tensors.write_bytes(tensors.read_bytes()[:100])
+    elif damage == "garbage":
+        tensors.write_bytes(b"\x80\x04 not a tensor file" * 10)
+    elif damage == "flip_label":  # the same size, one label byte changed: only a checksum sees it
+        raw = bytearray(tensors.read_bytes())
+        raw[-1] ^= 1
+        tensors.write_bytes(bytes(raw))
+    else:
+        manifest.write_text(manifest.read_text()[:-20])
+    second = load(tiny_config)
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "is damaged" in err and "rebuilding it" in err
+    for name in ("train", "val", "test"):
+        assert torch.equal(getattr(first, name).labels, getattr(second, name).labels)
+        assert torch.equal(getattr(first, name).ids, getattr(second, name).ids)
+    load(tiny_config)
+    assert capsys.readouterr().err == ""  # the rebuilt entry is trusted again
 
 
 # ----------------------------------------------------------------------- batching
 def test_batches_pad_to_longest_with_true_as_padding(tiny_config: RunConfig) -> None:
-    ds = data.load_dataset(tiny_config, progress=False)
+    ds = load(tiny_config)
     seen = []
     for batch in data.iterate_batches(ds.train, 16, 8, torch.Generator().manual_seed(0)):
         lengths = (~batch.pad_mask).sum(1)
@@ -138,7 +172,7 @@ def test_batches_pad_to_longest_with_true_as_padding(tiny_config: RunConfig) -> 
 
 
 def test_training_batches_reshuffle_each_epoch(tiny_config: RunConfig) -> None:
-    ds = data.load_dataset(tiny_config, progress=False)
+    ds = load(tiny_config)
     gen = torch.Generator().manual_seed(0)
     first = [b.tolist() for b in data.batch_indices(ds.train, 16, 128, gen)]
     second = [b.tolist() for b in data.batch_indices(ds.train, 16, 128, gen)]
@@ -147,10 +181,10 @@ def test_training_batches_reshuffle_each_epoch(tiny_config: RunConfig) -> None:
 
 @pytest.mark.realdata
 def test_padding_is_at_most_5_percent_on_the_stand_in(stand_in_dir: Path, tmp_path: Path) -> None:
-    config = RunConfig(data_dir=str(stand_in_dir), out_dir=str(tmp_path))
-    ds = data.load_dataset(config, progress=False)
-    ratio = data.padding_ratio(ds.train, 64, config.max_len, torch.Generator().manual_seed(0))
-    lengths = ds.train.lengths(config.max_len)
+    config = RunConfig.create(data_dir=str(stand_in_dir), out_dir=str(tmp_path))
+    ds = load(config)
+    ratio = data.padding_ratio(ds.train, 64, config.model.max_len, torch.Generator().manual_seed(0))
+    lengths = ds.train.lengths(config.model.max_len)
     random_batches = torch.randperm(len(ds.train)).split(64)
     unbucketed = 1 - lengths.sum().item() / sum(int(lengths[i].max()) * len(i) for i in random_batches)
     print(f"padding ratio at batch 64: bucketed {ratio:.4f}, random batches {unbucketed:.4f}")

@@ -12,18 +12,27 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from browser import check_in_browser
 
+from browser import check_in_browser
 from newslab import manual
 from newslab.cli import main
-from newslab.config import NewslabError, RunConfig
-from newslab.manual import finished_run, manual_plan, run_baseline
-from newslab.results import study_results
-from newslab.study import open_storage
+from newslab.config import RunConfig
+from newslab.errors import NewslabError
+from newslab.manual import manual_plan, run_baseline
+from newslab.runs import finished_result
+from newslab.study import open_storage, study_results
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "transformer_manual.ipynb"
-SECTIONS = ["Environment", "Baseline run", "Grid search", "Results table", "Plots", "Ablations", "attention",
-            "Conclusions"]
+SECTIONS = [
+    "Environment",
+    "Baseline run",
+    "Grid search",
+    "Results table",
+    "Plots",
+    "Ablations",
+    "attention",
+    "Conclusions",
+]
 
 
 def test_notebook_is_stored_without_outputs_and_has_the_manual_sections() -> None:
@@ -33,8 +42,9 @@ def test_notebook_is_stored_without_outputs_and_has_the_manual_sections() -> Non
     nbformat.validate(nb)
     code = [c for c in nb.cells if c.cell_type == "code"]
     assert code and all(c.outputs == [] and c.execution_count is None for c in code)
-    headings = [line for c in nb.cells if c.cell_type == "markdown" for line in c.source.splitlines()
-                if line.startswith("## ")]
+    headings = [
+        line for c in nb.cells if c.cell_type == "markdown" for line in c.source.splitlines() if line.startswith("## ")
+    ]
     assert len(headings) == len(SECTIONS) and all(s in h for s, h in zip(SECTIONS, headings))
     source = "\n".join(c.source for c in code)
     assert "subprocess" not in source and "newslab.manual" in source  # the API, never the CLI's stdout
@@ -43,24 +53,31 @@ def test_notebook_is_stored_without_outputs_and_has_the_manual_sections() -> Non
 def test_presets_resolve_to_a_baseline_and_two_studies(tmp_path: Path) -> None:
     quick, full = manual_plan("quick", out_dir=tmp_path), manual_plan("full", out_dir=tmp_path)
     assert (quick.grid.name, quick.ablations.name, quick.threads) == ("quick-grid", "quick-ablations", 1)
-    assert (full.grid.name, full.ablations.base_study, full.grid.seed_list) == ("full-grid", "full-grid", [0, 1, 2, 3, 4])
+    assert (full.grid.name, full.ablations.base_study, full.grid.seed_list) == (
+        "full-grid",
+        "full-grid",
+        [0, 1, 2, 3, 4],
+    )
     assert full.grid.fixed["epochs"] == full.ablations.fixed["epochs"] == 10
-    assert quick.baseline.train_limit == quick.grid.fixed["train_limit"] and quick.baseline.data_dir is None
+    assert quick.baseline.data.train_limit == quick.grid.fixed["train_limit"] and quick.baseline.data.data_dir is None
     with pytest.raises(Exception, match="--preset 'huge' is not one of"):
         manual_plan("huge")
 
 
 def test_a_finished_baseline_is_not_trained_again(tiny_config: RunConfig, monkeypatch) -> None:
-    plan = SimpleNamespace(baseline=tiny_config.replace(run_name="baseline"), data_dir=None,
-                           baseline_dir=Path(tiny_config.out_dir) / "runs" / "baseline")
+    plan = SimpleNamespace(
+        baseline=tiny_config.replace(run_name="baseline"),
+        data_dir=None,
+        baseline_dir=Path(tiny_config.execution.out_dir) / "runs" / "baseline",
+    )
     first = run_baseline(plan, log=lambda _line: None)
     assert first.status == "completed"
     calls = []
     monkeypatch.setattr(manual, "train", lambda *a, **k: calls.append(a) or first)
     again = run_baseline(plan, log=lambda _line: None)
     assert calls == [] and again.test_accuracy == first.test_accuracy and len(again.history) == 2
-    assert finished_run(plan.baseline_dir, plan.baseline.replace(threads=2)) is not None  # execution detail
-    assert finished_run(plan.baseline_dir, plan.baseline.replace(lr=1e-2)) is None  # another experiment
+    assert finished_result(plan.baseline_dir, plan.baseline.replace(threads=2)) is not None  # execution detail
+    assert finished_result(plan.baseline_dir, plan.baseline.replace(lr=1e-2)) is None  # another experiment
     final = json.loads((plan.baseline_dir / "final.json").read_text())
     (plan.baseline_dir / "final.json").write_text(json.dumps({**final, "status": "running"}))  # interrupted
     run_baseline(plan, log=lambda _line: None)
@@ -101,8 +118,9 @@ def quick_manual(stand_in_dir: Path, tmp_path_factory) -> SimpleNamespace:
     nb = nbformat.read(NOTEBOOK, as_version=4)
     started = time.time()
     try:
-        NotebookClient(nb, timeout=900, kernel_name="python3",
-                       resources={"metadata": {"path": str(NOTEBOOK.parent)}}).execute()
+        NotebookClient(
+            nb, timeout=900, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOK.parent)}}
+        ).execute()
     finally:
         for k, v in saved.items():
             os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
@@ -118,7 +136,9 @@ def test_notebook_runs_the_quick_manual_end_to_end(quick_manual) -> None:
     assert "rows sum to 1.0000..1.0000" in outputs and "report:" in outputs
     storage = open_storage(f"sqlite:///{quick_manual.out / 'studies.db'}")
     grid, ablations = study_results("quick-grid", storage), study_results("quick-ablations", storage)
-    assert grid.counts()["complete"] == len(grid.spec.trials()) and ablations.counts()["complete"] == len(ablations.spec.trials())
+    assert grid.counts()["complete"] == len(grid.spec.trials()) and ablations.counts()["complete"] == len(
+        ablations.spec.trials()
+    )
     markdown = (quick_manual.out / "report" / "report.md").read_text()
     for title in ("## Results", "## Ablations", "## Attention", "## Conclusions", "Baseline run"):
         assert title in markdown
@@ -131,9 +151,13 @@ def test_cli_manual_resumes_the_notebooks_work_without_redoing_it(quick_manual) 
     baseline_final = quick_manual.out / "runs" / "manual-quick-baseline" / "final.json"
     before = baseline_final.stat().st_mtime_ns
     started = time.time()
-    proc = subprocess.run([sys.executable, "-m", "newslab", "manual", "--preset", "quick", "--out-dir",
-                           str(quick_manual.out)], capture_output=True, text=True, timeout=600,
-                          env={**os.environ, "NEWSLAB_DATA_DIR": str(quick_manual.data)})
+    proc = subprocess.run(
+        [sys.executable, "-m", "newslab", "manual", "--preset", "quick", "--out-dir", str(quick_manual.out)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "NEWSLAB_DATA_DIR": str(quick_manual.data)},
+    )
     assert proc.returncode == 0, proc.stderr
     assert "baseline: already completed" in proc.stdout and baseline_final.stat().st_mtime_ns == before
     assert "study quick-grid: 0 trial(s) queued" in proc.stdout

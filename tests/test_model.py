@@ -7,17 +7,18 @@ from torch.testing import assert_close
 
 from newslab.config import ABLATIONS, ConfigError, RunConfig
 from newslab.model import TextClassifier
+from newslab.positions import POSITIONAL_ENCODINGS
 
 VOCAB, CLASSES = 50, 4
 
 
 def build(config: RunConfig) -> TextClassifier:
     torch.manual_seed(0)
-    return TextClassifier.from_config(config, VOCAB, CLASSES)
+    return TextClassifier.from_config(config.model, VOCAB, CLASSES)
 
 
 def small(**changes) -> RunConfig:
-    return RunConfig(embed_dim=16, num_heads=4, num_layers=2, max_len=32, **changes)
+    return RunConfig.create({"embed_dim": 16, "num_heads": 4, "num_layers": 2, "max_len": 32, **changes})
 
 
 def random_batch(lengths: list[int], width: int | None = None):
@@ -27,7 +28,7 @@ def random_batch(lengths: list[int], width: int | None = None):
     return ids.masked_fill(pad_mask, 0), pad_mask
 
 
-@pytest.mark.parametrize("pos_encoding", ["sinusoidal", "learned", "none"])
+@pytest.mark.parametrize("pos_encoding", sorted(POSITIONAL_ENCODINGS))
 def test_padding_does_not_change_a_samples_logits(pos_encoding: str) -> None:
     model = build(small(pos_encoding=pos_encoding)).eval()
     ids, pad_mask = random_batch([5, 11, 3])
@@ -69,23 +70,23 @@ def test_ablation_names_are_the_six_of_the_manual() -> None:
 
 @pytest.mark.parametrize("name", sorted(ABLATIONS))
 def test_each_ablation_changes_exactly_its_fields(name: str) -> None:
-    base, ablated = small().to_dict(), small(ablation=name).to_dict()
+    base, ablated = small().flat(), small().ablate(name).flat()
     changed = {k for k in base if base[k] != ablated[k]} - {"ablation"}
-    assert changed == set(ABLATIONS[name]) and ablated["ablation"] == name
+    assert changed == set(ABLATIONS[name].overrides) and ablated["ablation"] == [name]
 
 
 @pytest.mark.parametrize("name", sorted(ABLATIONS))
 def test_each_ablation_changes_exactly_what_it_claims_in_the_model(name: str) -> None:
-    base, ablated = build(small()), build(small(ablation=name))
+    base, ablated = build(small()), build(small().ablate(name))
     b, a = base.parameter_counts(), ablated.parameter_counts()
-    C, L, T = 16, 2, 32
+    C, L = 16, 2
     if name == "no_ffn":
         ffn_params = L * (C * 4 * C + 4 * C + 4 * C * C + C + 2 * C)  # up, down, and the FFN LayerNorm
         assert b["encoder"] - a["encoder"] == ffn_params
         assert all(blk.ffn is None and blk.ln_ffn is None for blk in ablated.blocks)
         assert not any("ffn" in n for n, _ in ablated.named_parameters())
     elif name == "no_pe":
-        assert ablated.pos_table is None and ablated.pos_emb is None and a == b
+        assert ablated.positions is None and a == b
         ids, pad_mask = random_batch([6])
         ablated.eval()
         reversed_ids = ids.flip(1)  # without positions the model is permutation invariant
@@ -103,7 +104,28 @@ def test_each_ablation_changes_exactly_what_it_claims_in_the_model(name: str) ->
         assert a == b and not ablated.tok_emb.weight.requires_grad
         assert all(p.requires_grad for n, p in ablated.named_parameters() if n != "tok_emb.weight")
     elif name == "clip_grad":
-        assert a == b and small(ablation=name).clip_grad and small(ablation=name).max_grad_norm == 1.0
+        assert a == b and small().ablate(name).optim.clip_grad and small().ablate(name).optim.max_grad_norm == 1.0
+
+
+def test_an_ablation_is_an_explicit_override() -> None:
+    with pytest.raises(ConfigError, match="--ablation single_head sets --num-heads 1; --num-heads 4 contradicts it"):
+        RunConfig.create(ablation="single_head", num_heads=4)
+    assert RunConfig.create(ablation="single_head", num_heads=1).model.num_heads == 1  # agreeing is fine
+    assert RunConfig.create(num_heads=8, embed_dim=256).ablate("single_head").model.num_heads == 1
+    both = RunConfig.create(ablation=["no_pe", "no_ffn"])  # combined and recorded
+    assert both.ablation == ("no_pe", "no_ffn") and both.model.pos_encoding == "none" and not both.model.ffn
+    assert RunConfig.from_dict(both.to_dict()) == both and RunConfig.create(ablation="no_pe+no_ffn") == both
+    with pytest.raises(ConfigError, match="cannot change the ablations"):
+        both.replace(ablation=None)  # would keep pos_encoding "none" unrecorded
+    with pytest.raises(ConfigError, match="contradicts"):
+        both.replace(pos_encoding="learned")
+    with pytest.raises(ConfigError, match="contradicts"):  # a hand-built config must hold its ablations
+        RunConfig(ablation=("no_pe",))
+
+
+def test_legacy_flat_config_json_still_reads() -> None:
+    legacy = {**small().ablate("no_pe").flat(), "ablation": "no_pe"}  # newslab 0.1 wrote one flat mapping
+    assert RunConfig.from_dict(legacy) == small().ablate("no_pe")
 
 
 def test_learned_positions_add_parameters() -> None:
@@ -119,29 +141,35 @@ def test_parameter_counts_add_up() -> None:
 
 
 # ---------------------------------------------------------------- invalid configurations
-@pytest.mark.parametrize("changes, flag", [
-    ({"embed_dim": 100, "num_heads": 3}, "--embed-dim 100 is not divisible by --num-heads 3"),
-    ({"embed_dim": 0}, "--embed-dim must be a positive integer"),
-    ({"num_layers": -1}, "--num-layers must be a positive integer"),
-    ({"ablation": "no_attention"}, "--ablation 'no_attention' is unknown"),
-    ({"pos_encoding": "rotary"}, "--pos-encoding 'rotary' is not one of"),
-    ({"dropout": 1.5}, "--dropout must be in [0, 1)"),
-    ({"lr": 0.0}, "--lr must be > 0"),
-])
+@pytest.mark.parametrize(
+    "changes, flag",
+    [
+        ({"embed_dim": 100, "num_heads": 3}, "--embed-dim 100 is not divisible by --num-heads 3"),
+        ({"embed_dim": 0}, "--embed-dim must be a positive integer"),
+        ({"num_layers": -1}, "--num-layers must be a positive integer"),
+        ({"ablation": "no_attention"}, "--ablation 'no_attention' is unknown"),
+        ({"pos_encoding": "rotary"}, "--pos-encoding 'rotary' is not one of"),
+        ({"dropout": 1.5}, "--dropout must be in [0, 1)"),
+        ({"lr": 0.0}, "--lr must be > 0"),
+    ],
+)
 def test_invalid_configs_are_rejected_naming_the_flag(changes: dict, flag: str) -> None:
     with pytest.raises(ConfigError) as err:
-        RunConfig(**changes)
+        RunConfig.create(changes)
     assert flag in str(err.value)
 
 
 def test_config_round_trips_through_a_dict() -> None:
-    config = RunConfig(ablation="no_ffn", embed_dim=64, num_heads=2)
+    config = RunConfig.create(ablation="no_ffn", embed_dim=64, num_heads=2)
     assert RunConfig.from_dict(config.to_dict()) == config
+    assert RunConfig.create(config.flat()) == config
 
 
 def test_config_from_dict_rejects_unknown_fields_and_types() -> None:
     with pytest.raises(ConfigError, match="spec.yaml: unknown field.*embedding_dim"):
-        RunConfig.from_dict({"embedding_dim": 64}, source="spec.yaml")
+        RunConfig.create({"embedding_dim": 64}, source="spec.yaml")
     with pytest.raises(ConfigError, match="epochs must be int"):
-        RunConfig.from_dict({"epochs": "three"})
-    assert RunConfig.from_dict({"lr": "1e-3", "dropout": 0}).lr == 1e-3
+        RunConfig.create({"epochs": "three"})
+    assert RunConfig.create({"lr": "1e-3", "dropout": 0}).optim.lr == 1e-3
+    with pytest.raises(ConfigError, match=r"config.json: unknown field.*model.lr"):
+        RunConfig.from_dict({"version": 2, "model": {"lr": 1e-3}}, source="config.json")

@@ -23,7 +23,9 @@ VOCAB, CLASSES = 60, 4
 
 
 def config(**changes) -> RunConfig:
-    return RunConfig(**{"embed_dim": 32, "num_heads": 4, "num_layers": 2, "max_len": 24, "dropout": 0.0, **changes})
+    return RunConfig.create(
+        {"embed_dim": 32, "num_heads": 4, "num_layers": 2, "max_len": 24, "dropout": 0.0, **changes}
+    )
 
 
 def batch(seed: int = 0):
@@ -36,21 +38,21 @@ def batch(seed: int = 0):
 
 def pair(cfg: RunConfig):
     torch.manual_seed(0)
-    model = TextClassifier.from_config(cfg, VOCAB, CLASSES).train()
+    model = TextClassifier.from_config(cfg.model, VOCAB, CLASSES).train()
     return model, copy.deepcopy(model)
 
 
 def plain_step(model: TextClassifier, cfg: RunConfig, ids, pad_mask, labels):
     """The textbook step: fp32 forward, loss, backward, norm, clip, unfused AdamW."""
     logits = model(ids, pad_mask)
-    loss = F.cross_entropy(logits, labels, label_smoothing=cfg.label_smoothing)
+    loss = F.cross_entropy(logits, labels, label_smoothing=cfg.optim.label_smoothing)
     model.zero_grad()
     loss.backward()
     params = [p for p in model.parameters() if p.requires_grad]
     norm = torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in params]))
-    if cfg.clip_grad:
-        torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm, foreach=False)
-    optimizer = make_optimizer(model, cfg, torch.device("cpu"))
+    if cfg.optim.clip_grad:
+        torch.nn.utils.clip_grad_norm_(params, cfg.optim.max_grad_norm, foreach=False)
+    optimizer = make_optimizer(model, cfg.optim, torch.device("cpu"))
     for group in optimizer.param_groups:
         group["fused"] = False
     optimizer.step()
@@ -61,7 +63,7 @@ def plain_step(model: TextClassifier, cfg: RunConfig, ids, pad_mask, labels):
 def test_optimized_step_matches_the_plain_step(ablation: str | None) -> None:
     cfg = config(ablation=ablation, max_grad_norm=0.05, precision="fp32")
     fast_model, ref_model = pair(cfg)
-    step = TrainStep(fast_model, make_optimizer(fast_model, cfg, torch.device("cpu")), cfg)
+    step = TrainStep(fast_model, make_optimizer(fast_model, cfg.optim, torch.device("cpu")), cfg.optim)
     ids, pad_mask, labels = batch()
     loss, norm = step(ids, pad_mask, labels)
     ref_loss, ref_norm = plain_step(ref_model, cfg, ids, pad_mask, labels)
@@ -76,7 +78,7 @@ def test_optimized_step_matches_the_plain_step(ablation: str | None) -> None:
 def test_training_attention_path_equals_sdpa() -> None:
     """With dropout made the identity, the explicit training path computes what SDPA computes."""
     cfg = config(dropout=0.1)
-    model = TextClassifier.from_config(cfg, VOCAB, CLASSES)
+    model = TextClassifier.from_config(cfg.model, VOCAB, CLASSES)
     ids, pad_mask, _ = batch()
     with torch.no_grad():
         expected = model.eval()(ids, pad_mask)  # SDPA, no dropout
@@ -109,8 +111,12 @@ def test_bf16_step_is_close_to_fp32() -> None:
     ids, pad_mask, labels = batch(1)
     losses, grads = [], []
     for model, precision in ((a, "fp32"), (b, "bf16")):
-        step = TrainStep(model, make_optimizer(model, cfg, torch.device("cpu")), cfg,
-                         amp_dtype(precision, torch.device("cpu")))
+        step = TrainStep(
+            model,
+            make_optimizer(model, cfg.optim, torch.device("cpu")),
+            cfg.optim,
+            amp_dtype(precision, torch.device("cpu")),
+        )
         losses.append(step(ids, pad_mask, labels)[0])
         grads.append(torch.cat([p.grad.flatten() for p in model.parameters()]))
     assert_close(losses[1], losses[0], rtol=2e-2, atol=2e-2)
@@ -121,11 +127,11 @@ def test_precision_and_compile_resolution() -> None:
     cpu = torch.device("cpu")
     assert amp_dtype("fp32", cpu) is None and amp_dtype("bf16", cpu) == torch.bfloat16
     assert amp_dtype("auto", cpu) == (torch.bfloat16 if cpu_has_native_bf16() else None)
-    assert not wants_compile(RunConfig(epochs=100), cpu, 10 ** 6)  # auto: never on CPU
-    assert wants_compile(RunConfig(compile="on"), cpu, 10)
-    assert not wants_compile(RunConfig(compile="off"), torch.device("cuda"), 10 ** 6)
-    assert wants_compile(RunConfig(epochs=3), torch.device("cuda"), 114_000)
-    assert not wants_compile(RunConfig(epochs=1), torch.device("cuda"), 5_700)
+    assert not wants_compile(RunConfig.create(epochs=100), cpu, 10**6)  # auto: never on CPU
+    assert wants_compile(RunConfig.create(compile="on"), cpu, 10)
+    assert not wants_compile(RunConfig.create(compile="off"), torch.device("cuda"), 10**6)
+    assert wants_compile(RunConfig.create(epochs=3), torch.device("cuda"), 114_000)
+    assert not wants_compile(RunConfig.create(epochs=1), torch.device("cuda"), 5_700)
 
 
 def test_grad_norm_is_the_global_l2_norm() -> None:
@@ -140,9 +146,14 @@ def test_compiled_step_matches_eager_step() -> None:
     cfg = config(embed_dim=16, num_layers=1, precision="fp32")
     compiled_model, eager_model = pair(cfg)
     log: list[str] = []
-    compiled = TrainStep(compiled_model, make_optimizer(compiled_model, cfg, torch.device("cpu")), cfg,
-                         compile=True, log=log.append)
-    eager = TrainStep(eager_model, make_optimizer(eager_model, cfg, torch.device("cpu")), cfg)
+    compiled = TrainStep(
+        compiled_model,
+        make_optimizer(compiled_model, cfg.optim, torch.device("cpu")),
+        cfg.optim,
+        compile=True,
+        log=log.append,
+    )
+    eager = TrainStep(eager_model, make_optimizer(eager_model, cfg.optim, torch.device("cpu")), cfg.optim)
     for seed in (0, 1):  # two shapes: the dynamic graph serves both
         ids, pad_mask, labels = batch(seed)
         ids, pad_mask = (ids, pad_mask) if seed == 0 else (ids[:, :20], pad_mask[:, :20])
@@ -156,7 +167,7 @@ def test_compiled_step_matches_eager_step() -> None:
 @pytest.mark.slow
 def test_optimized_training_keeps_accuracy_on_the_stand_in(stand_in_dir: Path, tmp_path: Path) -> None:
     """Default (bf16 where native, cheap dropout) vs the plain path (fp32, torch's dropout), same seed."""
-    base = RunConfig(epochs=2, data_dir=str(stand_in_dir), out_dir=str(tmp_path))
+    base = RunConfig.create(epochs=2, data_dir=str(stand_in_dir), out_dir=str(tmp_path))
     fast = train(base, log=None, progress=False)
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(model_mod, "dropout", F.dropout)

@@ -12,20 +12,18 @@ from types import SimpleNamespace
 import optuna
 import pytest
 import torch
+
 from browser import check_in_browser
 from conftest import make_data_dir
-
 from newslab.cli import main
 from newslab.data import EncodedSplit, Split, collate
 from newslab.metrics import macro_f1
-from newslab.report import build_report, context
-from newslab.report import fonts
+from newslab.report import build_report, context, fonts
 from newslab.report.attention import analyse_run
 from newslab.report.bestmodel import best_run
 from newslab.report.plots import Plotter
-from newslab.results import study_results
-from newslab.study import StudySpec, open_storage, run_study
-from newslab.train import load_run
+from newslab.runs import load_run
+from newslab.study import StudySpec, open_storage, run_study, study_results
 
 SECTIONS = ["Setup", "Results", "Hyperparameter impact", "Ablations", "Best model", "Attention", "Conclusions"]
 CJK = re.compile(r"[\u4e00-\u9fff]")
@@ -37,12 +35,29 @@ def studies(tmp_path_factory) -> SimpleNamespace:
     root = tmp_path_factory.mktemp("report")
     data, out = make_data_dir(root / "data"), root / "out"
     url = f"sqlite:///{out / 'studies.db'}"
-    tiny = {"epochs": 2, "batch_size": 16, "num_layers": 2, "vocab_size": 200, "min_freq": 1, "val_fraction": 0.2,
-            "warmup": 0.0, "data_dir": str(data)}
-    grid = StudySpec(name="tiny-grid", fixed=tiny, scientific={"embed_dim,num_heads": [[16, 2], [32, 4]],
-                                                               "lr": [3e-3, 1e-2]}, seeds=2)
-    ablations = StudySpec(name="tiny-ablations", base_study="tiny-grid", fixed={"epochs": 2},
-                          scientific={"ablation": ["none", "no_pe", "no_ffn"]}, seeds=2)
+    tiny = {
+        "epochs": 2,
+        "batch_size": 16,
+        "num_layers": 2,
+        "vocab_size": 200,
+        "min_freq": 1,
+        "val_fraction": 0.2,
+        "warmup": 0.0,
+        "data_dir": str(data),
+    }
+    grid = StudySpec(
+        name="tiny-grid",
+        fixed=tiny,
+        scientific={"embed_dim,num_heads": [[16, 2], [32, 4]], "lr": [3e-3, 1e-2]},
+        seeds=2,
+    )
+    ablations = StudySpec(
+        name="tiny-ablations",
+        base_study="tiny-grid",
+        fixed={"epochs": 2},
+        scientific={"ablation": ["none", "no_pe", "no_ffn"]},
+        seeds=2,
+    )
     for spec in (grid, ablations):
         run_study(spec, storage_url=url, out_dir=out, threads=1, log=lambda _line: None)
     return SimpleNamespace(data=data, out=out, url=url, names=["tiny-grid", "tiny-ablations"])
@@ -99,7 +114,9 @@ def test_best_model_numbers_agree_with_the_run(studies) -> None:
     best = best_run(results(studies))
     assert best.trial.val_accuracy == max(t.val_accuracy for t in best.summary.trials)
     cm = best.confusion()
-    assert int(cm.sum()) == len(best.dataset.test) and cm.diag().sum() / cm.sum() == pytest.approx(best.trial.test_accuracy)
+    assert int(cm.sum()) == len(best.dataset.test) and cm.diag().sum() / cm.sum() == pytest.approx(
+        best.trial.test_accuracy
+    )
     f1 = macro_f1(torch.tensor(best.test_predictions), torch.tensor(best.test_labels), len(best.class_names))
     assert sum(best.scores()["f1"]) / len(best.class_names) == pytest.approx(f1)
     for text, true, predicted in best.misclassified():
@@ -114,8 +131,13 @@ def test_chinese_figures_use_a_font_that_has_every_glyph(studies, tmp_path: Path
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         from newslab.report import sections
-        for build in (sections.impact_section, sections.ablation_section, sections.best_model_section,
-                      sections.attention_section):
+
+        for build in (
+            sections.impact_section,
+            sections.ablation_section,
+            sections.best_model_section,
+            sections.attention_section,
+        ):
             build(ctx)
     drawn = "".join(ctx.plotter.drawn_text)
     assert CJK.search(drawn) and "验证准确率" in drawn
@@ -127,7 +149,9 @@ def test_without_a_cjk_font_figure_labels_fall_back_to_english(monkeypatch, tmp_
     monkeypatch.setattr(fonts, "find_cjk_font", lambda sample=fonts.CJK_SAMPLE: None)
     with pytest.warns(RuntimeWarning, match="no CJK font found"):
         plotter = Plotter(tmp_path, "zh")
-    plotter.draw("confusion", torch.eye(4, dtype=torch.long).numpy(), ["World", "Sports", "Business", "Sci/Tech"], "x")
+    plotter.draw(
+        plotter.confusion, torch.eye(4, dtype=torch.long).numpy(), ["World", "Sports", "Business", "Sci/Tech"], "x"
+    )
     assert plotter.lang == "en" and plotter.requested_lang == "zh" and not CJK.search("".join(plotter.drawn_text))
 
 
@@ -143,12 +167,18 @@ def test_cli_report_on_a_missing_study_is_one_line(studies, capsys) -> None:
     assert err.startswith("newslab: error: study 'no-such-study' not found") and err.count("\n") == 1
 
 
-def test_cli_report_on_empty_and_failed_studies_says_nothing_can_be_concluded(studies, tmp_path: Path,
-                                                                               monkeypatch, capsys) -> None:
+def test_cli_report_on_empty_and_failed_studies_says_nothing_can_be_concluded(
+    studies, tmp_path: Path, monkeypatch, capsys
+) -> None:
     monkeypatch.setenv("NEWSLAB_DOWNLOAD_URL", "http://127.0.0.1:9/")  # the missing data fails fast, offline
     url = f"sqlite:///{tmp_path / 'bad.db'}"
-    broken = StudySpec(name="broken", fixed={"epochs": 1, "data_dir": str(tmp_path / "no-data")},
-                       scientific={"lr": [1e-3]}, seeds=2, max_retries=0)
+    broken = StudySpec(
+        name="broken",
+        fixed={"epochs": 1, "data_dir": str(tmp_path / "no-data")},
+        scientific={"lr": [1e-3]},
+        seeds=2,
+        max_retries=0,
+    )
     run_study(broken, storage_url=url, out_dir=tmp_path, log=lambda _line: None)
     empty = optuna.create_study(study_name="empty", storage=open_storage(url))
     empty.set_user_attr("spec", StudySpec(name="empty", scientific={"lr": [1e-3]}).to_dict())

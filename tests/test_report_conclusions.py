@@ -6,7 +6,6 @@ import re
 from pathlib import Path
 
 import pytest
-from report_synthetic import TEST_LABELS, ablations, grid, study
 
 from newslab.report import context, write_report
 from newslab.report.conclusions import conclusions
@@ -14,6 +13,7 @@ from newslab.report.effects import factor_effects, lr_per_size
 from newslab.report.i18n import Words
 from newslab.report.render import Para, Table
 from newslab.report.sections import ablation_section
+from report_synthetic import TEST_LABELS, ablations, grid, study
 
 
 def by_subject(claims, topic: str) -> dict:
@@ -44,8 +44,12 @@ def test_conclusions_say_which_of_dims_and_heads_matters() -> None:
 
 def test_lr_is_described_per_model_size() -> None:
     # lr 3e-3 helps the small model a lot and the large one not at all
-    result = grid("g", lambda p, n: 0.80 + (0.06 if p["embed_dim"] == 32 and p["lr"] == 3e-3 else 0.0)
-                  + (0.08 if p["embed_dim"] == 64 else 0.0))
+    result = grid(
+        "g",
+        lambda p, n: (
+            0.80 + (0.06 if p["embed_dim"] == 32 and p["lr"] == 3e-3 else 0.0) + (0.08 if p["embed_dim"] == 64 else 0.0)
+        ),
+    )
     claims = [c for c in conclusions([result], TEST_LABELS) if c.topic == "lr" and c.subject != "all"]
     small = [c for c in claims if "embed_dim 32" in c.subject]
     large = [c for c in claims if "embed_dim 64" in c.subject]
@@ -67,8 +71,11 @@ def test_ablation_ranking_separates_real_effects_from_noise() -> None:
 
 
 def test_joint_factors_are_not_separated() -> None:
-    result = study("seedlike", {"embed_dim,num_heads": [[32, 2], [64, 4]], "lr": [1e-3]},
-                   lambda p, n: 0.8 + 0.02 * (p["embed_dim"] == 64))
+    result = study(
+        "seedlike",
+        {"embed_dim,num_heads": [[32, 2], [64, 4]], "lr": [1e-3]},
+        lambda p, n: 0.8 + 0.02 * (p["embed_dim"] == 64),
+    )
     factor = by_subject(conclusions([result], TEST_LABELS), "factor")["embed_dim,num_heads"]
     assert "vary together" in factor.text and "64/4 is best" in factor.text
     relation = by_subject(conclusions([result], TEST_LABELS), "relation")
@@ -109,8 +116,9 @@ def test_failed_and_empty_studies_give_a_report_that_says_so(tmp_path: Path) -> 
     assert not re.search(r"\bnan\b(?! at epoch)", markdown, re.IGNORECASE)
 
 
-@pytest.mark.parametrize("lang, words", [("en", ["within noise", "Best configuration"]),
-                                         ("zh", ["在噪声范围内", "最佳配置"])])
+@pytest.mark.parametrize(
+    "lang, words", [("en", ["within noise", "Best configuration"]), ("zh", ["在噪声范围内", "最佳配置"])]
+)
 def test_conclusions_are_written_in_the_requested_language(lang: str, words: list[str]) -> None:
     text = " ".join(c.text for c in conclusions([grid("g", dims_matter)], TEST_LABELS, lang))
     assert all(word in text for word in words)
@@ -132,21 +140,26 @@ def test_lr_and_factor_tests_are_adjusted_for_every_pair_they_pick_from() -> Non
 
 def test_the_same_best_lr_everywhere_is_qualified_by_its_tests() -> None:
     def claim(gain: float):
-        result = study("lr", {"embed_dim": [32, 64], "lr": [1e-3, 3e-3]},
-                       lambda p, n: 0.8 + gain * (p["lr"] == 1e-3), noise=0.001)
+        result = study(
+            "lr", {"embed_dim": [32, 64], "lr": [1e-3, 3e-3]}, lambda p, n: 0.8 + gain * (p["lr"] == 1e-3), noise=0.001
+        )
         return by_subject(conclusions([result], TEST_LABELS), "lr")["all"]
 
     slight, strong = claim(0.0015), claim(0.05)
-    assert slight.verdict == "noise" and slight.text.startswith("The best lr is 0.001 at every model size (within "
-                                                                "noise: no lr difference at any size is beyond")
+    assert slight.verdict == "noise" and slight.text.startswith(
+        "The best lr is 0.001 at every model size (within noise: no lr difference at any size is beyond"
+    )
     assert strong.verdict == "info" and strong.text == "The best lr is 0.001 at every model size."
 
 
 def test_which_of_dims_and_heads_matters_more_is_an_untested_point_estimate() -> None:
     result = grid("g", lambda p, n: 0.80 + 0.05 * (p["embed_dim"] == 64) + 0.02 * (p["num_heads"] == 4))
     both = by_subject(conclusions([result], TEST_LABELS), "relation")["both"]
-    assert re.search(r"embed_dim has the larger point estimate \(embed_dim \+\d\.\d\d pts, heads \+\d\.\d\d pts\), "
-                     r"a difference that was not itself tested", both.text)
+    assert re.search(
+        r"embed_dim has the larger point estimate \(embed_dim \+\d\.\d\d pts, heads \+\d\.\d\d pts\), "
+        r"a difference that was not itself tested",
+        both.text,
+    )
 
 
 def without(result, ablation: str, keep_seeds: int = 0):
@@ -191,11 +204,18 @@ def test_no_completed_baseline_differs_from_no_completed_variant(tmp_path: Path)
     assert "has no completed baseline" in caveats["no-base"].text
     assert "has no completed ablation variant (only the baseline finished)" in caveats["only-base"].text
     assert {c.subject for c in claims if c.topic == "ablation" and c.verdict == "untested"} == {
-        "no_pe", "single_head", "no_ffn", "freeze_emb", "no_dropout", "clip_grad"}  # only-base's six, each named
+        "no_pe",
+        "single_head",
+        "no_ffn",
+        "freeze_emb",
+        "no_dropout",
+        "clip_grad",
+    }  # only-base's six, each named
     section = ablation_section(context([no_base, only_base], tmp_path))
     paras = [b.text for b in section.blocks if isinstance(b, Para)]
-    assert any(p.startswith("No completed baseline (ablation none), so no ablation can be compared: no-base")
-               for p in paras)
+    assert any(
+        p.startswith("No completed baseline (ablation none), so no ablation can be compared: no-base") for p in paras
+    )
     assert any(p.startswith("No completed ablation variant: only the baseline finished: only-base") for p in paras)
     table = next(b for b in section.blocks if isinstance(b, Table))
     assert [row[-1] for row in table.rows] == ["–"] + ["no completed trial"] * 6

@@ -8,8 +8,17 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from newslab.report.stats import (ALPHA, bonferroni, family_level, mcnemar, mean_interval, paired_bootstrap,
-                                  paired_test, t_errorbar, welch)
+from newslab.report.stats import (
+    ALPHA,
+    bonferroni,
+    family_level,
+    mcnemar,
+    mean_interval,
+    paired_bootstrap,
+    paired_test,
+    t_errorbar,
+    welch,
+)
 
 
 def test_mean_interval_is_the_t_interval_and_has_no_spread_for_one_value() -> None:

@@ -9,16 +9,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from report_synthetic import TEST_LABELS, ablations, study
 from scipy import stats as sps
 
 from newslab.config import NewslabError
+from newslab.report import effects as fx
 from newslab.report import tables
 from newslab.report.bestmodel import BestRun, best_run
-from newslab.report import effects as fx
 from newslab.report.i18n import Words
 from newslab.report.plots import Plotter, pct_errorbar
 from newslab.report.stats import welch
+from report_synthetic import TEST_LABELS, ablations, study
 
 EN = Words("en")
 
@@ -42,9 +42,12 @@ def column(table, header: str) -> list[str]:
 
 def test_results_table_stars_the_selected_configuration_once_sorted_by_validation_accuracy() -> None:
     # a nuisance lr: the selected point's other lr row has the same point and must not be starred
-    result = study("g", {"embed_dim": [32, 64], "num_heads": [2, 4]},
-                   lambda p, n: 0.80 + 0.03 * (p["embed_dim"] == 64) + 0.01 * (n["lr"] == 1e-3),
-                   nuisance={"lr": [1e-3, 3e-3]})
+    result = study(
+        "g",
+        {"embed_dim": [32, 64], "num_heads": [2, 4]},
+        lambda p, n: 0.80 + 0.03 * (p["embed_dim"] == 64) + 0.01 * (n["lr"] == 1e-3),
+        nuisance={"lr": [1e-3, 3e-3]},
+    )
     table = tables.results_table(result, EN)
     best = result.best()
     starred = [row for row, mark in zip(table.rows, column(table, EN["selected"])) if mark == "★"]
@@ -67,8 +70,9 @@ def interval_of(cell: str) -> tuple[float, float]:
 
 
 @pytest.mark.parametrize("lang, adjusted", [("en", "Bonferroni-adjusted"), ("zh", "Bonferroni 校正")])
-def test_ablation_intervals_exclude_zero_exactly_when_the_verdict_is_significant(lang, adjusted, figures,
-                                                                                  tmp_path: Path) -> None:
+def test_ablation_intervals_exclude_zero_exactly_when_the_verdict_is_significant(
+    lang, adjusted, figures, tmp_path: Path
+) -> None:
     drops = {"no_pe": 0.08, "no_ffn": 0.016, "single_head": 0.013, "freeze_emb": 0.01, "no_dropout": 0.008}
     result = ablations("a", drops, seed=3)
     found = fx.ablation_effects(result, TEST_LABELS)
@@ -84,9 +88,13 @@ def test_ablation_intervals_exclude_zero_exactly_when_the_verdict_is_significant
         assert significant == (e.comparison.verdict == "significant") == (low > 0 or high < 0), e.name
     assert {e.comparison.verdict for e in found.effects} == {"significant", "noise"}
     # the data has a difference an unadjusted 95% interval would call real: the agreement above is not free
-    assert any(welch(e.comparison.a.val_accuracies, e.comparison.b.val_accuracies).significant
-               and e.comparison.verdict == "noise" for e in found.effects)
-    figure = Plotter(tmp_path, lang).draw("ablations", "a", found.effects)
+    assert any(
+        welch(e.comparison.a.val_accuracies, e.comparison.b.val_accuracies).significant
+        and e.comparison.verdict == "noise"
+        for e in found.effects
+    )
+    plotter = Plotter(tmp_path, lang)
+    figure = plotter.draw(plotter.ablations, "a", found.effects)
     assert adjusted in figure.caption
     bars = figures["a-ablations"].axes[0].containers  # one per effect: the error bar is the table's interval
     for e, bar in zip(found.effects, [c for c in bars if hasattr(c, "lines")]):
@@ -97,7 +105,8 @@ def test_ablation_intervals_exclude_zero_exactly_when_the_verdict_is_significant
 def test_lr_bars_keep_every_error_bar_inside_the_axes(figures, tmp_path: Path) -> None:
     # two seeds and wide noise: t = 12.7, so the intervals reach far beyond the data
     result = study("wide", {"embed_dim": [32, 64], "lr": [1e-3, 3e-3]}, lambda p, n: 0.5, seeds=2, noise=0.03)
-    Plotter(tmp_path).draw("lr_bars", result)
+    plotter = Plotter(tmp_path)
+    plotter.draw(plotter.lr_bars, result)
     ax = figures["wide-lr"].axes[0]
     ends = np.array([y for line in ax.get_lines() for y in line.get_ydata()], float)  # the error bars' ends
     bottom, top = ax.get_ylim()
@@ -106,10 +115,13 @@ def test_lr_bars_keep_every_error_bar_inside_the_axes(figures, tmp_path: Path) -
 
 
 def test_joint_grid_line_plot_connects_model_sizes_per_lr(figures, tmp_path: Path) -> None:
-    result = study("joint", {"embed_dim,num_heads": [[32, 2], [64, 4], [128, 8]], "lr": [1e-3, 3e-3]},
-                   lambda p, n: 0.8 + 0.0001 * p["embed_dim"])
+    result = study(
+        "joint",
+        {"embed_dim,num_heads": [[32, 2], [64, 4], [128, 8]], "lr": [1e-3, 3e-3]},
+        lambda p, n: 0.8 + 0.0001 * p["embed_dim"],
+    )
     plotter = Plotter(tmp_path)
-    plotter.draw("hyperparameters", result)
+    plotter.draw(plotter.hyperparameters, result)
     drawn = figures["joint-hyperparameters"].axes[0].get_lines()
     lines = [line for line in drawn if line.get_linestyle() not in ("None", "") and len(line.get_xdata())]
     assert len(lines) == 2 and all(len(line.get_xdata()) == 3 for line in lines)  # one line per lr, over 3 sizes
@@ -117,17 +129,20 @@ def test_joint_grid_line_plot_connects_model_sizes_per_lr(figures, tmp_path: Pat
 
 
 def test_an_ablation_against_a_baseline_at_zero_accuracy_shows_a_dash(tmp_path: Path) -> None:
-    result = study("zero", {"ablation": ["none", "no_pe"]}, lambda p, n: 0.0 if p["ablation"] == "none" else 0.5,
-                   noise=0.0)
+    result = study(
+        "zero", {"ablation": ["none", "no_pe"]}, lambda p, n: 0.0 if p["ablation"] == "none" else 0.5, noise=0.0
+    )
     found = fx.ablation_effects(result, TEST_LABELS)
     assert found.effects[0].relative is None and found.effects[0].relative_interval is None
     row = tables.ablation_table(found, EN).rows[1]
     assert row[0] == "no positional encoding" and row[3:5] == ["–", "–"]
-    assert Plotter(tmp_path).draw("ablations", "zero", found.effects).png.is_file()
+    plotter = Plotter(tmp_path)
+    assert plotter.draw(plotter.ablations, "zero", found.effects).png.is_file()
 
 
-def test_trials_without_a_run_folder_are_skipped_not_read_from_the_current_directory(tmp_path: Path,
-                                                                                     monkeypatch) -> None:
+def test_trials_without_a_run_folder_are_skipped_not_read_from_the_current_directory(
+    tmp_path: Path, monkeypatch
+) -> None:
     monkeypatch.chdir(tmp_path)
     (tmp_path / "predictions.json").write_text(json.dumps({"test": [0], "test_labels": [0]}))
     result = study("nodir", {"lr": [1e-3, 3e-3]}, lambda p, n: 0.8)  # hand-built trials: run_dir None

@@ -15,17 +15,37 @@ import pytest
 import yaml
 
 from newslab.cli import main
-from newslab.config import ConfigError, NewslabError
-from newslab.results import format_results, study_results
-from newslab.study import PRESETS, StudySpec, load_spec, open_storage, prepare_study, run_study
+from newslab.config import NewslabError
+from newslab.runs import RunFolder
+from newslab.study import (
+    PRESETS,
+    StudySpec,
+    format_results,
+    load_spec,
+    open_storage,
+    prepare_study,
+    run_study,
+    study_results,
+)
 
-TINY = {"epochs": 1, "batch_size": 32, "num_layers": 1, "vocab_size": 200,
-        "min_freq": 1, "val_fraction": 0.2, "threads": 1}
+TINY = {
+    "epochs": 1,
+    "batch_size": 32,
+    "num_layers": 1,
+    "vocab_size": 200,
+    "min_freq": 1,
+    "val_fraction": 0.2,
+    "threads": 1,
+}
 
 
 def tiny_spec(data_dir: Path, name: str = "tiny", **changes) -> StudySpec:
-    values = {"name": name, "fixed": {**TINY, "data_dir": str(data_dir)},
-              "scientific": {"embed_dim,num_heads": [[16, 2], [32, 4]], "lr": [1e-3, 3e-3]}, "seeds": 3}
+    values = {
+        "name": name,
+        "fixed": {**TINY, "data_dir": str(data_dir)},
+        "scientific": {"embed_dim,num_heads": [[16, 2], [32, 4]], "lr": [1e-3, 3e-3]},
+        "seeds": 3,
+    }
     return StudySpec(**{**values, **changes})
 
 
@@ -35,13 +55,17 @@ def write_spec(path: Path, spec: StudySpec) -> Path:
 
 
 def completed_keys(name: str, storage) -> collections.Counter:
-    return collections.Counter(tuple(sorted({**t.point, **t.nuisance, "seed": t.seed}.items()))
-                               for t in study_results(name, storage).trials if t.state == "COMPLETE")
+    return collections.Counter(
+        tuple(sorted({**t.point, **t.nuisance, "seed": t.seed}.items()))
+        for t in study_results(name, storage).trials
+        if t.state == "COMPLETE"
+    )
 
 
 def cli(*args: str, **kwargs) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "newslab", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, **kwargs)
+    return subprocess.Popen(
+        [sys.executable, "-m", "newslab", *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kwargs
+    )
 
 
 # ------------------------------------------------------------------------------ specs
@@ -56,22 +80,32 @@ def test_presets_have_the_manuals_shapes() -> None:
     assert len(grid.trials()) == 3 * 2 * 3 and grid.fixed == {"epochs": 3, "batch_size": 64}
     assert grid.choices("lr") == [5e-4, 1e-3] and grid.choices("num_heads") == [2, 4, 8]
     assert ablations.base_study == "seed-grid" and ablations.choices("lr") == [5e-4, 1e-3]
-    assert ablations.choices("ablation") == ["none", "no_pe", "single_head", "no_ffn", "freeze_emb",
-                                             "no_dropout", "clip_grad"]
+    assert ablations.choices("ablation") == [
+        "none",
+        "no_pe",
+        "single_head",
+        "no_ffn",
+        "freeze_emb",
+        "no_dropout",
+        "clip_grad",
+    ]
     assert load_spec("quick-grid", seeds=1).seed_list == [0]
     assert all(StudySpec(**PRESETS[p]).seed_list == [0, 1, 2] for p in PRESETS)
 
 
-@pytest.mark.parametrize("spec, message", [
-    ({"fixed": {"epochs": 1}, "scientific": {"lr": [1e-3]}, "bogus": 1}, "unknown field(s) bogus"),
-    ({"scientific": {"learning_rate": [1e-3]}}, "scientific: unknown parameter 'learning_rate'"),
-    ({"scientific": {"lr": ["fast"]}}, "lr must be float"),
-    ({"scientific": {"lr": []}}, "scientific.lr: needs a non-empty list"),
-    ({"scientific": {}}, "empty grid"),
-    ({"scientific": {"embed_dim,num_heads": [[64, 3]]}}, "--embed-dim 64 is not divisible by --num-heads 3"),
-    ({"fixed": {"lr": 1e-3}, "scientific": {"lr": [1e-3]}}, "'lr' is set twice"),
-    ({"scientific": {"lr": [1e-3]}, "seeds": 0}, "seeds must be a positive count"),
-])
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ({"fixed": {"epochs": 1}, "scientific": {"lr": [1e-3]}, "bogus": 1}, "unknown field(s) bogus"),
+        ({"scientific": {"learning_rate": [1e-3]}}, "scientific: unknown parameter 'learning_rate'"),
+        ({"scientific": {"lr": ["fast"]}}, "lr must be float"),
+        ({"scientific": {"lr": []}}, "scientific.lr: needs a non-empty list"),
+        ({"scientific": {}}, "empty grid"),
+        ({"scientific": {"embed_dim,num_heads": [[64, 3]]}}, "--embed-dim 64 is not divisible by --num-heads 3"),
+        ({"fixed": {"lr": 1e-3}, "scientific": {"lr": [1e-3]}}, "'lr' is set twice"),
+        ({"scientific": {"lr": [1e-3]}, "seeds": 0}, "seeds must be a positive count"),
+    ],
+)
 def test_bad_specs_fail_before_any_training(tmp_path: Path, spec: dict, message: str, capsys) -> None:
     path = tmp_path / "bad.yaml"
     path.write_text(yaml.safe_dump(spec))
@@ -83,8 +117,13 @@ def test_bad_specs_fail_before_any_training(tmp_path: Path, spec: dict, message:
 
 def test_ablations_need_a_finished_base_study(tmp_path: Path, data_dir: Path) -> None:
     storage = open_storage(f"sqlite:///{tmp_path}/s.db")
-    ablations = StudySpec(name="abl", base_study="grid", fixed={**TINY, "data_dir": str(data_dir), "embed_dim": 16},
-                          scientific={"ablation": ["none", "no_ffn"]}, seeds=1)
+    ablations = StudySpec(
+        name="abl",
+        base_study="grid",
+        fixed={**TINY, "data_dir": str(data_dir), "embed_dim": 16},
+        scientific={"ablation": ["none", "no_ffn"]},
+        seeds=1,
+    )
     with pytest.raises(NewslabError, match="study 'grid' not found"):
         prepare_study(ablations, storage, tmp_path)
     prepare_study(tiny_spec(data_dir, "grid", seeds=1), storage, tmp_path)  # queued, not run
@@ -109,14 +148,16 @@ def test_study_runs_records_and_resumes_without_rerunning(tmp_path: Path, data_d
     assert Path(trial.run_dir, "final.json").is_file() and trial.history and trial.test_predictions
     storage = open_storage(url)
     import optuna
+
     frozen = optuna.load_study(study_name="tiny", storage=storage).trials[0]
     assert list(frozen.intermediate_values) == [1] and set(frozen.params) == {"embed_dim", "num_heads", "lr", "seed"}
     again = run_study(spec, storage_url=url, out_dir=tmp_path, log=lambda m: None)
     assert [t.number for t in again.trials] == [t.number for t in result.trials]  # nothing re-run
     with pytest.raises(NewslabError, match="different spec; use --new-name"):
         run_study(tiny_spec(data_dir, seeds=3), storage_url=url, out_dir=tmp_path, log=lambda m: None)
-    renamed = run_study(tiny_spec(data_dir, seeds=1), storage_url=url, out_dir=tmp_path, new_name="tiny-1seed",
-                        log=lambda m: None)
+    renamed = run_study(
+        tiny_spec(data_dir, seeds=1), storage_url=url, out_dir=tmp_path, new_name="tiny-1seed", log=lambda m: None
+    )
     assert renamed.name == "tiny-1seed" and renamed.counts()["complete"] == 4
 
 
@@ -138,8 +179,14 @@ def test_ablation_study_uses_each_variants_best_lr(tmp_path: Path, data_dir: Pat
     url = f"sqlite:///{tmp_path}/s.db"
     run_study(tiny_spec(data_dir, "grid", seeds=1), storage_url=url, out_dir=tmp_path, log=lambda m: None)
     best = study_results("grid", open_storage(url)).best()
-    abl = StudySpec(name="abl", base_study="grid", fixed={"epochs": 1},
-                    scientific={"ablation": ["none", "no_ffn"]}, nuisance={"lr": [1e-3, 3e-3]}, seeds=1)
+    abl = StudySpec(
+        name="abl",
+        base_study="grid",
+        fixed={"epochs": 1},
+        scientific={"ablation": ["none", "no_ffn"]},
+        nuisance={"lr": [1e-3, 3e-3]},
+        seeds=1,
+    )
     result = run_study(abl, storage_url=url, out_dir=tmp_path, log=lambda m: None)
     assert result.spec.fixed["embed_dim"] == best.point["embed_dim"] and "lr" not in result.spec.fixed
     assert len(result.summaries()) == 4 and len(result.points()) == 2
@@ -150,13 +197,15 @@ def test_ablation_study_uses_each_variants_best_lr(tmp_path: Path, data_dir: Pat
 
 def test_failed_trials_are_recorded_and_retried_up_to_the_limit(tmp_path: Path, data_dir: Path, monkeypatch) -> None:
     import importlib
+
     train_mod = importlib.import_module("newslab.train")
     real_train = train_mod.train
 
     def flaky(config, **kwargs):
-        if config.seed == 1 and config.embed_dim == 16:
+        if config["seed"] == 1 and config["embed_dim"] == 16:
             raise MemoryError("simulated out of memory")
         return real_train(config, **kwargs)
+
     monkeypatch.setattr(train_mod, "train", flaky)
     url = f"sqlite:///{tmp_path}/s.db"
     spec = tiny_spec(data_dir, seeds=2, scientific={"embed_dim,num_heads": [[16, 2], [32, 4]]}, max_retries=1)
@@ -174,8 +223,10 @@ def test_failed_trials_are_recorded_and_retried_up_to_the_limit(tmp_path: Path, 
 def _run_concurrent_workers(url: str, spec: StudySpec, tmp_path: Path, workers: int) -> None:
     storage = open_storage(url)
     prepare_study(spec, storage, tmp_path)
-    procs = [cli("study", "worker", spec.name, "--storage", url, "--out-dir", str(tmp_path), "--threads", "1")
-             for _ in range(workers)]
+    procs = [
+        cli("study", "worker", spec.name, "--storage", url, "--out-dir", str(tmp_path), "--threads", "1")
+        for _ in range(workers)
+    ]
     outputs = [p.communicate(timeout=600)[0] for p in procs]
     assert all(p.returncode == 0 for p in procs), outputs
     ran = [sum("done:" in line for line in out.splitlines()) for out in outputs]
@@ -201,8 +252,12 @@ def test_two_workers_on_postgresql_run_each_trial_exactly_once(tmp_path: Path, d
 
 def test_kill_9_mid_trial_then_rerun_finishes_without_duplicates(tmp_path: Path, data_dir: Path) -> None:
     url = f"sqlite:///{tmp_path}/s.db"
-    spec = tiny_spec(data_dir, seeds=1, scientific={"lr": [1e-3, 2e-3, 3e-3]},
-                     fixed={**TINY, "data_dir": str(data_dir), "epochs": 60, "embed_dim": 16, "num_heads": 2})
+    spec = tiny_spec(
+        data_dir,
+        seeds=1,
+        scientific={"lr": [1e-3, 2e-3, 3e-3]},
+        fixed={**TINY, "data_dir": str(data_dir), "epochs": 60, "embed_dim": 16, "num_heads": 2},
+    )
     path = write_spec(tmp_path / "tiny.yaml", spec)
     command = ["study", "run", str(path), "--storage", url, "--out-dir", str(tmp_path), "--heartbeat", "1"]
     proc = cli(*command)
@@ -241,18 +296,21 @@ def test_kill_9_mid_trial_then_rerun_finishes_without_duplicates(tmp_path: Path,
     assert after.counts()["complete"] == 3  # ... and retried
     assert set(completed_keys("tiny", storage).values()) == {1}
     assert sum(out.count(f"trial {n} done") for n in done_first) == 0
-    assert all(Path(t.run_dir, "final.json").is_file() and
-               json.loads(Path(t.run_dir, "final.json").read_text())["status"] == "completed"
-               for t in after.trials if t.state == "COMPLETE")
+    assert all(
+        Path(t.run_dir, "final.json").is_file()
+        and json.loads(Path(t.run_dir, "final.json").read_text())["status"] == "completed"
+        for t in after.trials
+        if t.state == "COMPLETE"
+    )
 
 
 def test_local_workers_split_the_cores(tmp_path: Path, data_dir: Path) -> None:
-    spec = tiny_spec(data_dir, seeds=1, fixed={k: v for k, v in {**TINY, "data_dir": str(data_dir)}.items()
-                                               if k != "threads"})
-    result = run_study(spec, workers=2, storage_url=f"sqlite:///{tmp_path}/s.db", out_dir=tmp_path,
-                       log=lambda m: None)
+    spec = tiny_spec(
+        data_dir, seeds=1, fixed={k: v for k, v in {**TINY, "data_dir": str(data_dir)}.items() if k != "threads"}
+    )
+    result = run_study(spec, workers=2, storage_url=f"sqlite:///{tmp_path}/s.db", out_dir=tmp_path, log=lambda m: None)
     expected = max(1, len(os.sched_getaffinity(0)) // 2)
-    threads = {json.loads(Path(t.run_dir, "config.json").read_text())["threads"] for t in result.trials}
+    threads = {RunFolder(t.run_dir).config()["threads"] for t in result.trials}
     assert result.counts()["complete"] == 4 and threads == {expected}
 
 

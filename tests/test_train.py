@@ -10,10 +10,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from conftest import load
 from newslab.config import RunConfig
-from newslab.data import load_dataset
 from newslab.model import TextClassifier
-from newslab.train import METRIC_COLUMNS, evaluate_run, load_run, predict, train
+from newslab.runs import METRIC_COLUMNS, evaluate_run, load_run, predict
+from newslab.step import grad_norm
+from newslab.train import train
 
 train_mod = importlib.import_module("newslab.train")  # the module; `newslab.train` is also the function
 
@@ -23,9 +25,9 @@ def quiet(config: RunConfig, **kwargs):
 
 
 def test_tiny_model_overfits_one_batch(tiny_config: RunConfig) -> None:
-    ds = load_dataset(tiny_config, progress=False)
+    ds = load(tiny_config)
     batch = next(iter(train_mod.iterate_batches(ds.train, 16, 64, torch.Generator().manual_seed(0))))
-    model = TextClassifier.from_config(tiny_config.replace(dropout=0.0), ds.vocab_size, ds.num_classes)
+    model = TextClassifier.from_config(tiny_config.replace(dropout=0.0).model, ds.vocab_size, ds.num_classes)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
     for _ in range(150):
         loss = F.cross_entropy(model(batch.ids, batch.pad_mask), batch.labels)
@@ -39,8 +41,16 @@ def test_tiny_model_overfits_one_batch(tiny_config: RunConfig) -> None:
 def test_run_folder_has_every_artefact(tiny_config: RunConfig) -> None:
     result = quiet(tiny_config)
     run = result.run_dir
-    assert {p.name for p in run.iterdir()} == {"config.json", "metrics.csv", "best.pt", "final.json",
-                                               "predictions.json"}
+    assert {p.name for p in run.iterdir()} == {
+        "config.json",
+        "metrics.csv",
+        "model.safetensors",
+        "checkpoint.json",
+        "tokenizer.json",
+        "final.json",
+        "predictions.json",
+        ".lock",
+    }
     rows = list(csv.DictReader(open(run / "metrics.csv")))
     assert len(rows) == 2 and list(rows[0]) == METRIC_COLUMNS
     assert all(math.isfinite(float(r[c])) for r in rows for c in METRIC_COLUMNS)
@@ -85,10 +95,10 @@ def test_predict_from_checkpoint_alone(tiny_config: RunConfig, tmp_path: Path) -
 
 
 def test_freeze_emb_keeps_embedding_bit_identical(tiny_config: RunConfig) -> None:
-    result = quiet(tiny_config.replace(ablation="freeze_emb"))
+    result = quiet(tiny_config.ablate("freeze_emb"))
     run = load_run(result.run_dir)
-    torch.manual_seed(tiny_config.seed)  # the initial weights, rebuilt from the same seed
-    initial = TextClassifier.from_config(run.config, run.checkpoint["vocab_size"], 4)
+    torch.manual_seed(tiny_config.optim.seed)  # the initial weights, rebuilt from the same seed
+    initial = TextClassifier.from_config(run.config.model, run.checkpoint["vocab_size"], 4)
     assert torch.equal(run.model.tok_emb.weight, initial.tok_emb.weight)
     assert not torch.equal(run.model.head.weight, initial.head.weight)  # everything else did train
 
@@ -100,11 +110,13 @@ def test_clipping_is_applied_and_unclipped_norm_logged(tiny_config: RunConfig, m
 
     def recording_optimizer(*args):
         opt = real(*args)
-        opt.register_step_pre_hook(lambda o, a, k: seen_norms.append(
-            float(train_mod.grad_norm([p for g in o.param_groups for p in g["params"]]))))
+        opt.register_step_pre_hook(
+            lambda o, a, k: seen_norms.append(float(grad_norm([p for g in o.param_groups for p in g["params"]])))
+        )
         return opt
+
     monkeypatch.setattr(train_mod, "make_optimizer", recording_optimizer)
-    config = tiny_config.replace(ablation="clip_grad", max_grad_norm=0.05) if clip else tiny_config
+    config = tiny_config.replace(max_grad_norm=0.05).ablate("clip_grad") if clip else tiny_config
     result = quiet(config)
     logged = [row["grad_norm"] for row in result.history]
     assert min(logged) > 0.05  # the log holds the norm before clipping
@@ -126,6 +138,7 @@ def test_nan_loss_fails_cleanly_and_keeps_best_checkpoint(tiny_config: RunConfig
     def capture(*args, **kwargs):
         poison.model = real_from_config(*args, **kwargs)
         return poison.model
+
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(train_mod.TextClassifier, "from_config", capture)
         result = quiet(tiny_config.replace(epochs=3), on_epoch=poison)
@@ -133,16 +146,17 @@ def test_nan_loss_fails_cleanly_and_keeps_best_checkpoint(tiny_config: RunConfig
     assert result.status == final["status"] == "failed"
     assert "loss became nan at epoch 2" in final["reason"]
     assert final["best_epoch"] == 1 and final["epochs_completed"] == 1
-    ckpt = torch.load(result.run_dir / "best.pt", weights_only=False)
-    assert ckpt["epoch"] == 1 and all(torch.isfinite(v).all() for v in ckpt["model"].values())
+    run = load_run(result.run_dir)
+    assert run.checkpoint["epoch"] == 1 and all(torch.isfinite(v).all() for v in run.model.state_dict().values())
 
 
 def test_interrupt_leaves_a_consistent_folder(tiny_config: RunConfig) -> None:
     def stop(epoch: int, row: dict) -> None:
         raise KeyboardInterrupt
+
     with pytest.raises(KeyboardInterrupt):
         quiet(tiny_config.replace(epochs=3, run_name="interrupted"), on_epoch=stop)
-    run = Path(tiny_config.out_dir) / "runs" / "interrupted"
+    run = Path(tiny_config.execution.out_dir) / "runs" / "interrupted"
     final = json.loads((run / "final.json").read_text())
     assert final["status"] == "interrupted" and final["best_epoch"] == 1
     assert len(list(csv.DictReader(open(run / "metrics.csv")))) == 1
@@ -150,8 +164,14 @@ def test_interrupt_leaves_a_consistent_folder(tiny_config: RunConfig) -> None:
 
 
 def test_epoch_line_keeps_the_old_scripts_format() -> None:
-    row = {"train_loss": 0.41234, "val_loss": 0.23449, "val_accuracy": 0.91234, "lr": 1e-3, "grad_norm": 0.5,
-           "samples_per_s": 2400.4}
+    row = {
+        "train_loss": 0.41234,
+        "val_loss": 0.23449,
+        "val_accuracy": 0.91234,
+        "lr": 1e-3,
+        "grad_norm": 0.5,
+        "samples_per_s": 2400.4,
+    }
     line = train_mod.epoch_line(2, 5, row)
     assert "Val loss: 0.2345, Acc: 91.23%" in line
     assert line.split(",")[1].strip() == "Acc: 91.23%"

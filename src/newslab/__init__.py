@@ -1,8 +1,19 @@
 """newslab: Transformer experiments on news-topic classification (AG News)."""
 
-from .config import ABLATIONS, ConfigError, NewslabError, RunConfig
-from .train import RunResult, evaluate_run, load_run, predict, train
+from .config import ABLATIONS, RunConfig
+from .errors import ConfigError, NewslabError
+from .runs import RunResult, evaluate_run, load_run, predict
+from .train import train
 
-__all__ = ["ABLATIONS", "ConfigError", "NewslabError", "RunConfig", "RunResult", "evaluate_run", "load_run",
-           "predict", "train"]
-__version__ = "0.1.0"
+__all__ = [
+    "ABLATIONS",
+    "ConfigError",
+    "NewslabError",
+    "RunConfig",
+    "RunResult",
+    "evaluate_run",
+    "load_run",
+    "predict",
+    "train",
+]
+__version__ = "0.2.0"

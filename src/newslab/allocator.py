@@ -14,8 +14,8 @@ from __future__ import annotations
 import ctypes.util
 import os
 import sys
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Sequence
 
 ENV = "NEWSLAB_ALLOCATOR"  # "auto" (default): tcmalloc when installed; "system": leave malloc alone
 _REEXEC = "NEWSLAB_ALLOCATOR_REEXEC"  # set for the re-executed process; holds the LD_PRELOAD to restore

@@ -5,66 +5,85 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import fields
-from pathlib import Path
-from typing import Sequence
+from collections.abc import Sequence
+from typing import Any, NoReturn
 
 from .allocator import reexec_with_tcmalloc
-from .config import NewslabError, RunConfig, field_type, flag, load_config_file
+from .config import ABLATIONS, BASELINE, FIELDS, RunConfig, field_type, flag, load_config_file
+from .errors import NewslabError
+from .runs import Terminated
 
 
 class Parser(argparse.ArgumentParser):
     """argparse with one-line errors: the message names the flag; --help has the rest."""
 
-    def error(self, message: str) -> None:
+    def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def add_config_flags(parser: argparse.ArgumentParser) -> None:
-    """One flag per RunConfig field, help and default taken from the field itself."""
+    """One flag per RunConfig setting, help and default taken from the field itself; `--ablation`
+    (repeatable) from the ablation registry."""
     parser.add_argument("--config", metavar="FILE", help="YAML or JSON file of the fields below; flags override it")
     defaults = RunConfig()
-    for f in fields(RunConfig):
-        typ = field_type(f)
-        default = getattr(defaults, f.name)
-        shown = f.metadata.get("shown", default)
-        kwargs = dict(dest=f.name, default=argparse.SUPPRESS, help=f"{f.metadata['help']} (default: {shown})")
+    for name, (_, f) in FIELDS.items():
+        typ = field_type(name)
+        shown = f.metadata.get("shown", defaults[name])
+        kwargs: dict[str, Any] = dict(
+            dest=name, default=argparse.SUPPRESS, help=f"{f.metadata['help']} (default: {shown})"
+        )
         if typ is bool:
-            parser.add_argument(flag(f.name), action=argparse.BooleanOptionalAction, **kwargs)
+            parser.add_argument(flag(name), action=argparse.BooleanOptionalAction, **kwargs)
         else:
-            metavar = f.name.upper() if "choices" not in f.metadata else None
-            parser.add_argument(flag(f.name), type=typ, choices=f.metadata.get("choices"), metavar=metavar, **kwargs)
+            metavar = name.upper() if "choices" not in f.metadata else None
+            parser.add_argument(flag(name), type=typ, choices=f.metadata.get("choices"), metavar=metavar, **kwargs)
+    parser.add_argument(
+        "--ablation",
+        action="append",
+        dest="ablation",
+        default=argparse.SUPPRESS,
+        choices=(BASELINE, *ABLATIONS),
+        help="a named ablation; repeat to combine ablations that "
+        "change different settings: "
+        + "; ".join(f"{n} ({a.label})" for n, a in ABLATIONS.items())
+        + " (default: none)",
+    )
 
 
 def config_from_args(args: argparse.Namespace) -> RunConfig:
     values = load_config_file(args.config) if getattr(args, "config", None) else {}
     source = f"--config {args.config}" if getattr(args, "config", None) else "flags"
-    names = {f.name for f in fields(RunConfig)}
-    values.update({k: v for k, v in vars(args).items() if k in names})
-    return RunConfig.from_dict(values, source=source)
+    values.update({k: v for k, v in vars(args).items() if k in FIELDS or k == "ablation"})
+    return RunConfig.create(values, source=source)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
     from .train import train
 
-    result = train(config_from_args(args))
+    result = train(config_from_args(args), overwrite=args.overwrite)
     return 0 if result.status == "completed" else 1
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from .train import evaluate_run
+    from .runs import RunFolder, evaluate_run
 
     result = evaluate_run(args.run_dir, csv_path=args.csv, data_dir=args.data_dir)
-    final_path = Path(args.run_dir) / "final.json"
-    payload = {"rows": len(result.predictions), "loss": result.loss, "accuracy": result.accuracy,
-               "macro_f1": result.macro_f1}
+    folder = RunFolder(args.run_dir)
+    payload = {
+        "rows": len(result.predictions),
+        "loss": result.loss,
+        "accuracy": result.accuracy,
+        "macro_f1": result.macro_f1,
+    }
     if args.json:
         print(json.dumps(payload))
     else:
-        print(f"{args.csv or 'test.csv'}: {payload['rows']} rows | Test loss: {result.loss:.4f}, "
-              f"Acc: {100 * result.accuracy:.2f}% | macro-F1 {result.macro_f1:.4f}")
-        if args.csv is None and final_path.is_file():
-            recorded = json.loads(final_path.read_text()).get("test_accuracy")
+        print(
+            f"{args.csv or 'test.csv'}: {payload['rows']} rows | Test loss: {result.loss:.4f}, "
+            f"Acc: {100 * result.accuracy:.2f}% | macro-F1 {result.macro_f1:.4f}"
+        )
+        if args.csv is None and folder.final_file.is_file():
+            recorded = folder.final().get("test_accuracy")
             if recorded is not None:
                 same = "matches" if recorded == result.accuracy else "DIFFERS FROM"
                 print(f"{same} the run's recorded test accuracy {100 * recorded:.2f}%")
@@ -72,7 +91,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from .train import load_run, predict
+    from .runs import load_run, predict
 
     run = load_run(args.run_dir)
     probs = predict(run, args.text)
@@ -90,12 +109,18 @@ def _storage(args: argparse.Namespace, heartbeat: int = 30):
 
 
 def cmd_study_run(args: argparse.Namespace) -> int:
-    from .results import format_results
-    from .study import load_spec, run_study
+    from .study import format_results, load_spec, run_study
 
     spec = load_spec(args.spec, seeds=args.seeds)
-    result = run_study(spec, workers=args.workers, storage_url=args.storage, out_dir=args.out_dir,
-                       new_name=args.new_name, threads=args.threads, heartbeat_interval=args.heartbeat)
+    result = run_study(
+        spec,
+        workers=args.workers,
+        storage_url=args.storage,
+        out_dir=args.out_dir,
+        new_name=args.new_name,
+        threads=args.threads,
+        heartbeat_interval=args.heartbeat,
+    )
     print(format_results(result))
     return 0 if result.counts()["complete"] else 1
 
@@ -103,20 +128,25 @@ def cmd_study_run(args: argparse.Namespace) -> int:
 def cmd_study_worker(args: argparse.Namespace) -> int:
     from .study import run_worker
 
-    run_worker(args.name, _storage(args, args.heartbeat), args.out_dir, args.threads,
-               log=lambda msg: print(msg, file=sys.stderr, flush=True))
+    run_worker(
+        args.name,
+        _storage(args, args.heartbeat),
+        args.out_dir,
+        args.threads,
+        log=lambda msg: print(msg, file=sys.stderr, flush=True),
+    )
     return 0
 
 
 def cmd_study_status(args: argparse.Namespace) -> int:
-    from .results import status_line, study_results
+    from .study import status_line, study_results
 
     print(status_line(study_results(args.name, _storage(args))))
     return 0
 
 
 def cmd_study_results(args: argparse.Namespace) -> int:
-    from .results import format_results, study_results
+    from .study import format_results, study_results
 
     print(format_results(study_results(args.name, _storage(args)), args.format))
     return 0
@@ -124,24 +154,38 @@ def cmd_study_results(args: argparse.Namespace) -> int:
 
 def add_study_commands(sub) -> None:
     study = sub.add_parser("study", help="grid and ablation studies on Optuna storage").add_subparsers(
-        dest="study_command", required=True, metavar="COMMAND", parser_class=Parser)
+        dest="study_command", required=True, metavar="COMMAND", parser_class=Parser
+    )
 
     def common(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--storage", metavar="URL", help="Optuna RDB URL, e.g. postgresql+psycopg://user:pw@host/db "
-                       "(default: $NEWSLAB_STORAGE, else sqlite:///OUT_DIR/studies.db)")
+        p.add_argument(
+            "--storage",
+            metavar="URL",
+            help="Optuna RDB URL, e.g. postgresql+psycopg://user:pw@host/db "
+            "(default: $NEWSLAB_STORAGE, else sqlite:///OUT_DIR/studies.db)",
+        )
         p.add_argument("--out-dir", default="outputs", metavar="DIR", help="output root (default: outputs)")
 
     p = study.add_parser("run", help="create or resume a study and run it to the end")
-    p.add_argument("spec", metavar="SPEC", help="a YAML/JSON spec file or a preset: seed-grid, seed-ablations, "
-                   "quick-grid, quick-ablations")
+    p.add_argument(
+        "spec",
+        metavar="SPEC",
+        help="a YAML/JSON spec file or a preset: seed-grid, seed-ablations, quick-grid, quick-ablations",
+    )
     common(p)
-    p.add_argument("--workers", type=int, default=1, help="local worker processes; cores are split between them "
-                   "(default: 1)")
+    p.add_argument(
+        "--workers", type=int, default=1, help="local worker processes; cores are split between them (default: 1)"
+    )
     p.add_argument("--seeds", type=int, help="repeats per point (default: the spec's; 3 for presets)")
     p.add_argument("--new-name", metavar="NAME", help="run the spec as a new study of this name")
     p.add_argument("--threads", type=int, help="torch threads per worker (default: cores / workers)")
-    p.add_argument("--heartbeat", type=int, default=30, metavar="SECONDS",
-                   help="trial heartbeat; a trial silent for 4 beats is failed and retried (default: 30)")
+    p.add_argument(
+        "--heartbeat",
+        type=int,
+        default=30,
+        metavar="SECONDS",
+        help="trial heartbeat; a trial silent for 4 beats is failed and retried (default: 30)",
+    )
     p.set_defaults(func=cmd_study_run, trains=True)
 
     p = study.add_parser("worker", help="join a study (on this or another machine) and run waiting trials")
@@ -169,8 +213,14 @@ def add_report_commands(sub) -> None:
     def cmd_report(args: argparse.Namespace) -> int:
         from .report import build_report
 
-        files = build_report(args.studies, storage_url=args.storage, out_dir=args.out_dir, report_dir=args.report_dir,
-                             lang=args.lang, data_dir=args.data_dir)
+        files = build_report(
+            args.studies,
+            storage_url=args.storage,
+            out_dir=args.out_dir,
+            report_dir=args.report_dir,
+            lang=args.lang,
+            data_dir=args.data_dir,
+        )
         untested = [c.text for c in files.claims if c.topic == "caveat" and c.verdict == "untested"]
         for text in untested:  # the report says it too; a script reading stderr learns it here
             print(f"newslab: note: {text}", file=sys.stderr)
@@ -179,30 +229,53 @@ def add_report_commands(sub) -> None:
     def cmd_manual(args: argparse.Namespace) -> int:
         from .manual import run_manual
 
-        outcome = run_manual(args.preset, out_dir=args.out_dir, storage_url=args.storage, data_dir=args.data_dir,
-                             lang=args.lang, workers=args.workers, threads=args.threads)
+        outcome = run_manual(
+            args.preset,
+            out_dir=args.out_dir,
+            storage_url=args.storage,
+            data_dir=args.data_dir,
+            lang=args.lang,
+            workers=args.workers,
+            threads=args.threads,
+        )
         return 1 if outcome.failed else 0
 
     def common(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--out-dir", default="outputs", metavar="DIR",
-                       help="output root: storage, runs, and the report in OUT_DIR/report (default: outputs)")
-        p.add_argument("--storage", metavar="URL", help="Optuna RDB URL (default: $NEWSLAB_STORAGE, else "
-                       "sqlite:///OUT_DIR/studies.db)")
+        p.add_argument(
+            "--out-dir",
+            default="outputs",
+            metavar="DIR",
+            help="output root: storage, runs, and the report in OUT_DIR/report (default: outputs)",
+        )
+        p.add_argument(
+            "--storage",
+            metavar="URL",
+            help="Optuna RDB URL (default: $NEWSLAB_STORAGE, else sqlite:///OUT_DIR/studies.db)",
+        )
         p.add_argument("--lang", choices=("en", "zh"), default="en", help="report language (default: en)")
-        p.add_argument("--data-dir", metavar="DIR", help="the data folder, when not the one recorded in the runs "
-                       "(default: $NEWSLAB_DATA_DIR, else data/ag_news)")
+        p.add_argument(
+            "--data-dir",
+            metavar="DIR",
+            help="the data folder, when not the one recorded in the runs "
+            "(default: $NEWSLAB_DATA_DIR, else data/ag_news)",
+        )
 
     p = sub.add_parser("report", help="tables, plots, attention maps and conclusions of finished studies")
     p.add_argument("studies", nargs="+", metavar="STUDY", help="study names, e.g. quick-grid quick-ablations")
     common(p)
-    p.add_argument("--report-dir", metavar="DIR", help="where report.md, report.html and figures/ go "
-                   "(default: OUT_DIR/report)")
+    p.add_argument(
+        "--report-dir", metavar="DIR", help="where report.md, report.html and figures/ go (default: OUT_DIR/report)"
+    )
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("manual", help="the whole handbook: baseline, grid, ablations, attention, report (resumable)")
-    p.add_argument("--preset", choices=("quick", "seed", "full"), default="quick",
-                   help="quick: minutes on a laptop CPU; seed: the original manual's settings; full: 5 seeds, "
-                        "10 epochs (default: quick)")
+    p.add_argument(
+        "--preset",
+        choices=("quick", "seed", "full"),
+        default="quick",
+        help="quick: minutes on a laptop CPU; seed: the original manual's settings; full: 5 seeds, "
+        "10 epochs (default: quick)",
+    )
     common(p)
     p.add_argument("--workers", type=int, default=1, help="parallel study workers (default: 1)")
     p.add_argument("--threads", type=int, help="torch threads per worker (default: 1 for quick, else cores / workers)")
@@ -215,6 +288,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train one model")
     add_config_flags(p)
+    p.add_argument("--overwrite", action="store_true", help="replace the run folder of --run-name if it exists")
     p.set_defaults(func=cmd_train, trains=True)
 
     p = sub.add_parser("evaluate", help="re-evaluate a run's best checkpoint on its test set or any CSV")
@@ -244,6 +318,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except NewslabError as exc:
         print(f"newslab: error: {exc}", file=sys.stderr)
         return 2
+    except Terminated:
+        print("newslab: terminated", file=sys.stderr)
+        return 143
     except KeyboardInterrupt:
         print("newslab: interrupted", file=sys.stderr)
         return 130

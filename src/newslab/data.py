@@ -1,4 +1,4 @@
-"""AG News-layout data: read and validate, download, normalize, tokenize, cache, batch.
+"""AG News-layout data: read and validate, download, normalize, encode, cache, batch.
 
 A data folder holds `train.csv`, `test.csv` (CSV "class","title","description", no header,
 classes 1..K) and `classes.txt` (K names, one per line). Any Zhang et al. (2015) dataset in
@@ -18,22 +18,23 @@ import sys
 import tempfile
 import urllib.error
 import urllib.request
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import torch
 
-from .config import NewslabError, RunConfig
+from .config import DataConfig
+from .errors import NewslabError
+from .files import atomic_write
+from .tokenization import PAD_ID, Tokenizer, encode_chunks, load_tokenizer, train_tokenizer
 
 DATA_FILES = ("train.csv", "test.csv", "classes.txt")
 # Where torchtext's AG_NEWS loader downloads from, with its checksums.
 AG_NEWS_BASE_URL = "https://raw.githubusercontent.com/mhjabreel/CharCnn_Keras/master/data/ag_news_csv/"
 AG_NEWS_MD5 = {"train.csv": "b1a00f826fdfbd249f79597b59e1dc12", "test.csv": "d52ea96a97a2d943681189a97654912d"}
 AG_NEWS_CLASSES = ("World", "Sports", "Business", "Sci/Tech")
-PAD_ID, UNK_ID = 0, 1
-SPECIAL_TOKENS = ["[PAD]", "[UNK]"]
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: safetensors + JSON manifest with checksums
 
 
 class DataError(NewslabError):
@@ -56,8 +57,9 @@ def download(url: str, dest: Path, md5: str | None, progress: bool = True) -> No
     try:
         with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=30) as response:
             total = int(response.headers.get("Content-Length") or 0) or None
-            with tqdm(total=total, unit="B", unit_scale=True, desc=dest.name, disable=not progress,
-                      file=sys.stderr) as bar:
+            with tqdm(
+                total=total, unit="B", unit_scale=True, desc=dest.name, disable=not progress, file=sys.stderr
+            ) as bar:
                 while chunk := response.read(1 << 20):
                     out.write(chunk)
                     digest.update(chunk)
@@ -77,8 +79,12 @@ def ensure_data(data_dir: Path, base_url: str | None = None, progress: bool = Tr
     base_url = base_url or os.environ.get("NEWSLAB_DOWNLOAD_URL") or AG_NEWS_BASE_URL
     try:
         for name in (n for n in missing if n != "classes.txt"):
-            download(base_url + name, data_dir / name, AG_NEWS_MD5.get(name) if base_url == AG_NEWS_BASE_URL else None,
-                     progress)
+            download(
+                base_url + name,
+                data_dir / name,
+                AG_NEWS_MD5.get(name) if base_url == AG_NEWS_BASE_URL else None,
+                progress,
+            )
     except (urllib.error.URLError, OSError, TimeoutError) as exc:
         reason = getattr(exc, "reason", None) or exc
         raise DataError(
@@ -188,47 +194,7 @@ def subset(split: Split, indices: list[int]) -> Split:
     return Split([split.texts[i] for i in indices], [split.labels[i] for i in indices])
 
 
-# ------------------------------------------------------------------------- tokenizer
-def train_tokenizer(texts: list[str], kind: str, vocab_size: int, min_freq: int):
-    """A Hugging Face tokenizer fitted on `texts` (the training split only)."""
-    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
-
-    if kind == "wordpiece":
-        tok = Tokenizer(models.WordPiece(unk_token="[UNK]", max_input_chars_per_word=100))
-        trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, min_frequency=min_freq,
-                                            special_tokens=SPECIAL_TOKENS, show_progress=False)
-        tok.decoder = decoders.WordPiece()
-    elif kind == "bpe":
-        tok = Tokenizer(models.BPE(unk_token="[UNK]", continuing_subword_prefix="##"))
-        trainer = trainers.BpeTrainer(vocab_size=vocab_size, min_frequency=min_freq, special_tokens=SPECIAL_TOKENS,
-                                      continuing_subword_prefix="##", show_progress=False)
-        tok.decoder = decoders.WordPiece()
-    else:
-        tok = Tokenizer(models.WordLevel(unk_token="[UNK]"))
-        trainer = trainers.WordLevelTrainer(vocab_size=vocab_size, min_frequency=min_freq,
-                                            special_tokens=SPECIAL_TOKENS, show_progress=False)
-    tok.normalizer = normalizers.BertNormalizer(clean_text=True, lowercase=True, strip_accents=True)
-    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    tok.train_from_iterator(texts, trainer=trainer, length=len(texts))
-    assert tok.token_to_id("[PAD]") == PAD_ID and tok.token_to_id("[UNK]") == UNK_ID
-    return tok
-
-
-ENCODE_CHUNK = 4096  # texts per encode_batch: HF Encoding objects (offsets, strings) cost ~200 bytes a token
-
-
-def encode_chunks(tokenizer, texts: list[str]) -> Iterator[list[list[int]]]:
-    """Token ids per text, a chunk of texts at a time (so the Encoding objects of a 120k-row split
-    never live at once); a text that normalizes to nothing becomes [UNK] (never an empty row)."""
-    for start in range(0, len(texts), ENCODE_CHUNK):
-        yield [enc.ids or [UNK_ID] for enc in tokenizer.encode_batch(texts[start:start + ENCODE_CHUNK],
-                                                                     add_special_tokens=False)]
-
-
-def encode(tokenizer, texts: list[str]) -> list[list[int]]:
-    return [row for chunk in encode_chunks(tokenizer, texts) for row in chunk]
-
-
+# ------------------------------------------------------------------------ encoding
 @dataclass
 class EncodedSplit:
     """Untruncated token ids of every row, flat, with offsets; plus labels and the texts."""
@@ -239,7 +205,7 @@ class EncodedSplit:
     texts: list[str]
 
     @classmethod
-    def build(cls, tokenizer, split: Split) -> "EncodedSplit":
+    def build(cls, tokenizer: Tokenizer, split: Split) -> EncodedSplit:
         ids, lengths = [], []
         for rows in encode_chunks(tokenizer, split.texts):
             lengths.append(torch.tensor([len(r) for r in rows], dtype=torch.int64))
@@ -247,8 +213,12 @@ class EncodedSplit:
         lengths_all = torch.cat(lengths) if lengths else torch.zeros(0, dtype=torch.int64)
         offsets = torch.zeros(len(lengths_all) + 1, dtype=torch.int64)
         torch.cumsum(lengths_all, 0, out=offsets[1:])
-        return cls(torch.cat(ids) if ids else torch.zeros(0, dtype=torch.int32), offsets,
-                   torch.tensor(split.labels, dtype=torch.int64), split.texts)
+        return cls(
+            torch.cat(ids) if ids else torch.zeros(0, dtype=torch.int32),
+            offsets,
+            torch.tensor(split.labels, dtype=torch.int64),
+            split.texts,
+        )
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -258,7 +228,10 @@ class EncodedSplit:
 
     def row(self, i: int, max_len: int) -> torch.Tensor:
         start = int(self.offsets[i])
-        return self.ids[start:min(start + max_len, int(self.offsets[i + 1]))]
+        return self.ids[start : min(start + max_len, int(self.offsets[i + 1]))]
+
+    def tensors(self, prefix: str) -> dict[str, torch.Tensor]:
+        return {f"{prefix}.ids": self.ids, f"{prefix}.offsets": self.offsets, f"{prefix}.labels": self.labels}
 
 
 @dataclass
@@ -266,7 +239,7 @@ class Dataset:
     train: EncodedSplit
     val: EncodedSplit
     test: EncodedSplit
-    tokenizer: object
+    tokenizer: Tokenizer
     class_names: list[str]
     info: dict  # files (rows, md5, sha256), tokenizer settings, vocabulary size, cache key
 
@@ -276,41 +249,94 @@ class Dataset:
 
     @property
     def vocab_size(self) -> int:
-        return self.tokenizer.get_vocab_size()
+        return self.tokenizer.vocab_size
 
 
-def cache_dir(config: RunConfig) -> Path:
-    return Path(os.environ.get("NEWSLAB_CACHE_DIR") or Path(config.out_dir) / "cache")
+SPLITS = ("train", "val", "test")
 
 
-def load_dataset(config: RunConfig, progress: bool = True) -> Dataset:
-    """Read, split, tokenize and encode the data for `config`, through an on-disk cache.
+def cache_dir(out_dir: str | Path) -> Path:
+    return Path(os.environ.get("NEWSLAB_CACHE_DIR") or Path(out_dir) / "cache")
 
-    The cache key covers the three files' contents and every setting that changes the
-    encoding, so a changed file or setting re-tokenizes and an unchanged one never does.
+
+def load_dataset(
+    config: DataConfig, cache: str | Path, progress: bool = True, log: Callable[[str], None] | None = None
+) -> Dataset:
+    """Read, split, tokenize and encode the data of `config`, through an on-disk cache in `cache`.
+
+    The cache key covers the three files' contents and every setting of DataConfig except the
+    folder's location, so a changed file or setting re-tokenizes and an unchanged one never does.
+    A cache entry is plain tensors (safetensors) and JSON, checked against the checksums in its
+    manifest; a damaged one is reported in one line and rebuilt.
     """
-    from tokenizers import Tokenizer
-
-    data_dir = ensure_data(config.resolved_data_dir, progress=progress)
+    data_dir = ensure_data(config.resolved_dir, progress=progress)
     digests = {name: file_digests(data_dir / name) for name in DATA_FILES}
-    settings = {k: getattr(config, k) for k in ("tokenizer", "vocab_size", "min_freq", "normalize",
-                                                 "val_fraction", "split_seed", "train_limit")}
+    settings = config.settings()
     key = hashlib.sha256(json.dumps([CACHE_VERSION, digests, settings], sort_keys=True).encode()).hexdigest()[:20]
-    path = cache_dir(config) / f"dataset-{key}.pt"
-    if path.is_file():
-        blob = torch.load(path, weights_only=False)
-    else:
-        blob = _build_dataset(data_dir, config, digests, settings, key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-        os.close(fd)
-        torch.save(blob, tmp)
-        os.replace(tmp, path)  # atomic: concurrent workers never read a half-written cache
-    return Dataset(blob["train"], blob["val"], blob["test"], Tokenizer.from_str(blob["tokenizer"]),
-                   blob["class_names"], {**blob["info"], "data_dir": str(data_dir), "cache_file": str(path)})
+    entry = Path(cache) / f"dataset-{key}"
+    dataset = _read_cache(entry, log or (lambda msg: print(msg, file=sys.stderr)))
+    if dataset is None:
+        dataset = _build_dataset(data_dir, config, digests, settings, key)
+        _write_cache(entry, dataset)
+    dataset.info.update(data_dir=str(data_dir.resolve()), cache_file=str(entry) + ".json")
+    return dataset
 
 
-def _build_dataset(data_dir: Path, config: RunConfig, digests: dict, settings: dict, key: str) -> dict:
+def _payload_digest(payload: dict) -> str:
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+def _write_cache(entry: Path, dataset: Dataset) -> None:
+    """Tensors first, then the manifest that vouches for them: a reader never trusts a half-written entry."""
+    from safetensors.torch import save_file
+
+    entry.parent.mkdir(parents=True, exist_ok=True)
+    tensors = {k: v.contiguous() for name in SPLITS for k, v in getattr(dataset, name).tensors(name).items()}
+    tensor_path = entry.with_suffix(".safetensors")
+    atomic_write(tensor_path, lambda tmp: save_file(tensors, tmp))
+    payload = {
+        "version": CACHE_VERSION,
+        "tokenizer": dataset.tokenizer.to_json(),
+        "class_names": dataset.class_names,
+        "info": dataset.info,
+        "texts": {name: getattr(dataset, name).texts for name in SPLITS},
+    }
+    manifest = {
+        "payload": payload,
+        "sha256": {"tensors": file_digests(tensor_path)["sha256"], "payload": _payload_digest(payload)},
+    }
+    atomic_write(entry.with_suffix(".json"), lambda tmp: Path(tmp).write_text(json.dumps(manifest)))
+
+
+def _read_cache(entry: Path, log: Callable[[str], None]) -> Dataset | None:
+    """The cached dataset, or None when absent; a damaged entry is reported, removed and rebuilt."""
+    from safetensors.torch import load_file
+
+    manifest_path, tensor_path = entry.with_suffix(".json"), entry.with_suffix(".safetensors")
+    if not manifest_path.is_file():
+        return None
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        payload, sums = manifest["payload"], manifest["sha256"]
+        if _payload_digest(payload) != sums["payload"] or payload.get("version") != CACHE_VERSION:
+            raise ValueError("manifest checksum mismatch")
+        if file_digests(tensor_path)["sha256"] != sums["tensors"]:
+            raise ValueError("tensor file checksum mismatch")
+        tensors = load_file(tensor_path)
+        train, val, test = (
+            EncodedSplit(tensors[f"{n}.ids"], tensors[f"{n}.offsets"], tensors[f"{n}.labels"], payload["texts"][n])
+            for n in SPLITS
+        )
+        tokenizer = load_tokenizer(payload["tokenizer"], str(manifest_path))
+    except (OSError, ValueError, KeyError, TypeError, NewslabError) as exc:
+        log(f"newslab: data cache {manifest_path} is damaged ({type(exc).__name__}: {exc}); rebuilding it")
+        for path in (manifest_path, tensor_path):
+            path.unlink(missing_ok=True)
+        return None
+    return Dataset(train, val, test, tokenizer, payload["class_names"], payload["info"])
+
+
+def _build_dataset(data_dir: Path, config: DataConfig, digests: dict, settings: dict, key: str) -> Dataset:
     class_names = read_classes(data_dir / "classes.txt")
     full = read_split(data_dir / "train.csv", len(class_names), config.normalize)
     test = read_split(data_dir / "test.csv", len(class_names), config.normalize)
@@ -323,13 +349,19 @@ def _build_dataset(data_dir: Path, config: RunConfig, digests: dict, settings: d
     tokenizer = train_tokenizer(train.texts, config.tokenizer, config.vocab_size, config.min_freq)
     splits = {name: EncodedSplit.build(tokenizer, s) for name, s in (("train", train), ("val", val), ("test", test))}
     info = {
-        "files": {name: {**digests[name], "rows": rows} for name, rows in
-                  (("train.csv", len(full.labels)), ("test.csv", len(test.labels)), ("classes.txt", len(class_names)))},
+        "files": {
+            name: {**digests[name], "rows": rows}
+            for name, rows in (
+                ("train.csv", len(full.labels)),
+                ("test.csv", len(test.labels)),
+                ("classes.txt", len(class_names)),
+            )
+        },
         "rows": {name: len(s) for name, s in splits.items()},
-        "tokenizer": {**settings, "vocab_size_actual": tokenizer.get_vocab_size()},
+        "tokenizer": {**settings, "vocab_size_actual": tokenizer.vocab_size},
         "cache_key": key,
     }
-    return {**splits, "tokenizer": tokenizer.to_str(), "class_names": class_names, "info": info}
+    return Dataset(splits["train"], splits["val"], splits["test"], tokenizer, class_names, info)
 
 
 # -------------------------------------------------------------------------- batching
@@ -340,7 +372,7 @@ class Batch:
     labels: torch.Tensor  # (B,)
     index: torch.Tensor  # (B,) row numbers in the split
 
-    def to(self, device: torch.device) -> "Batch":
+    def to(self, device: torch.device) -> Batch:
         if device.type == "cpu":
             return self
         nb = device.type == "cuda"  # pinned host memory: the copy overlaps the previous step's kernels
@@ -360,8 +392,9 @@ def collate(split: EncodedSplit, index: torch.Tensor, max_len: int) -> Batch:
     return Batch(ids, pad_mask, split.labels[index], index)
 
 
-def batch_indices(split: EncodedSplit, batch_size: int, max_len: int, generator: torch.Generator | None = None,
-                  pool_batches: int = 64) -> list[torch.Tensor]:
+def batch_indices(
+    split: EncodedSplit, batch_size: int, max_len: int, generator: torch.Generator | None = None, pool_batches: int = 64
+) -> list[torch.Tensor]:
     """Length-bucketed batches of row numbers.
 
     Training (a generator given): shuffle, sort by length inside pools of `pool_batches`
@@ -380,8 +413,9 @@ def batch_indices(split: EncodedSplit, batch_size: int, max_len: int, generator:
     return [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]
 
 
-def iterate_batches(split: EncodedSplit, batch_size: int, max_len: int,
-                    generator: torch.Generator | None = None) -> Iterator[Batch]:
+def iterate_batches(
+    split: EncodedSplit, batch_size: int, max_len: int, generator: torch.Generator | None = None
+) -> Iterator[Batch]:
     for index in batch_indices(split, batch_size, max_len, generator):
         yield collate(split, index, max_len)
 

@@ -5,27 +5,27 @@ analysis of the selected model -> report. The CLI and notebooks/transformer_manu
 these same functions, step by step or all at once with `run_manual`.
 
 Resuming: the studies live in Optuna storage, so a re-run only runs the trials that are not
-complete; the baseline run has a fixed folder whose final.json says "completed" once done.
+complete; the baseline run has a fixed folder, which is not run again once it holds a completed
+run of the same settings (newslab.runs.finished_result).
 """
 
 from __future__ import annotations
 
 import contextlib
-import csv
-import json
 import os
 import time
-from dataclasses import dataclass, fields
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
 
-from .config import ConfigError, NewslabError, RunConfig
+from .config import RunConfig, settable_in_studies
+from .errors import ConfigError, NewslabError
 from .report import ReportFiles, build_report
 from .report.attention import AttentionAnalysis, analyse_run
 from .report.bestmodel import best_run
-from .results import StudyResult
-from .study import StudySpec, default_storage, load_spec, run_study
-from .train import RunResult, train
+from .runs import RunResult, finished_result, run_path
+from .study import StudyResult, StudySpec, default_storage, load_spec, run_study
+from .train import train
 
 Log = Callable[[str], None]
 
@@ -63,7 +63,7 @@ class ManualPlan:
 
     @property
     def baseline_dir(self) -> Path:
-        return self.out_dir / "runs" / self.baseline.run_name
+        return run_path(self.baseline)
 
     @property
     def report_dir(self) -> Path:
@@ -80,9 +80,16 @@ def _with(spec: StudySpec, **changes) -> StudySpec:
     return StudySpec(**{**spec.to_dict(), **changes})
 
 
-def manual_plan(preset: str = "quick", *, out_dir: str | Path = "outputs", storage_url: str | None = None,
-                data_dir: str | Path | None = None, lang: str = "en", workers: int = 1,
-                threads: int | None = None) -> ManualPlan:
+def manual_plan(
+    preset: str = "quick",
+    *,
+    out_dir: str | Path = "outputs",
+    storage_url: str | None = None,
+    data_dir: str | Path | None = None,
+    lang: str = "en",
+    workers: int = 1,
+    threads: int | None = None,
+) -> ManualPlan:
     """What `newslab manual --preset PRESET` runs, without running anything."""
     if preset not in MANUAL_PRESETS:
         raise ConfigError(f"--preset {preset!r} is not one of: {' | '.join(MANUAL_PRESETS)}")
@@ -91,16 +98,31 @@ def manual_plan(preset: str = "quick", *, out_dir: str | Path = "outputs", stora
     if p.name:
         epochs = {"epochs": p.epochs} if p.epochs else {}
         grid = _with(grid, name=f"{p.name}-grid", fixed={**grid.fixed, **epochs})
-        ablations = _with(ablations, name=f"{p.name}-ablations", base_study=grid.name,
-                          fixed={**ablations.fixed, **epochs})
+        ablations = _with(
+            ablations, name=f"{p.name}-ablations", base_study=grid.name, fixed={**ablations.fixed, **epochs}
+        )
     out = Path(out_dir)
     # The baseline: newslab train's defaults under the grid's fixed settings (epochs, data subset).
-    known = {f.name for f in fields(RunConfig)}
-    baseline = RunConfig.from_dict({**{k: v for k, v in grid.fixed.items() if k in known},
-                                    "run_name": f"manual-{preset}-baseline", "out_dir": str(out),
-                                    "threads": threads or p.threads})
-    return ManualPlan(preset, baseline, grid, ablations, out, storage_url or default_storage(out), lang,
-                      str(data_dir) if data_dir else None, workers, threads or p.threads)
+    known = {*settable_in_studies(), "ablation"}  # what a spec may fix
+    baseline = RunConfig.create(
+        {k: v for k, v in grid.fixed.items() if k in known},
+        source=f"manual preset {preset} (grid {grid.name})",
+        run_name=f"manual-{preset}-baseline",
+        out_dir=str(out),
+        threads=threads or p.threads,
+    )
+    return ManualPlan(
+        preset,
+        baseline,
+        grid,
+        ablations,
+        out,
+        storage_url or default_storage(out),
+        lang,
+        str(data_dir) if data_dir else None,
+        workers,
+        threads or p.threads,
+    )
 
 
 @contextlib.contextmanager
@@ -122,50 +144,40 @@ def _data_dir(plan: ManualPlan) -> Iterator[None]:
             os.environ["NEWSLAB_DATA_DIR"] = before
 
 
-# Where and how a run executes, not what it computes: a change here does not redo a finished run.
-EXECUTION_FIELDS = ("threads", "device", "compile", "out_dir", "data_dir", "run_name", "eval_batch_size")
-
-
-def finished_run(run_dir: Path, config: RunConfig) -> RunResult | None:
-    """The RunResult of a completed run of this config, read back from its folder; None if the
-    folder holds no run, an unfinished one, or one with other settings."""
-    final_path, config_path = run_dir / "final.json", run_dir / "config.json"
-    if not final_path.is_file() or not config_path.is_file():
-        return None
-    final = json.loads(final_path.read_text())
-    try:  # read through RunConfig: a field added to newslab since then takes its default, as it did
-        saved = RunConfig.from_dict(json.loads(config_path.read_text()), source=str(config_path))
-    except ConfigError:  # written by a version with fields this one does not know: not comparable
-        return None
-    settings = lambda c: {k: v for k, v in c.to_dict().items() if k not in EXECUTION_FIELDS}
-    if final.get("status") != "completed" or settings(saved) != settings(config):
-        return None
-    with open(run_dir / "metrics.csv", newline="") as fh:
-        history = [{k: float(v) for k, v in row.items()} for row in csv.DictReader(fh)]
-    values = {f.name: final[f.name] for f in fields(RunResult) if f.name in final and f.name != "run_dir"}
-    return RunResult(run_dir=run_dir, **{**values, "history": history})
-
-
 def run_baseline(plan: ManualPlan, log: Log = print) -> RunResult:
-    done = finished_run(plan.baseline_dir, plan.baseline)
+    """Train the baseline, unless its folder holds a completed run of the same settings (execution
+    settings aside); an unfinished or different run there is replaced."""
+    done = finished_result(plan.baseline_dir, plan.baseline)
     if done is not None:
         log(f"baseline: already completed in {plan.baseline_dir} (not re-run)")
         return done
     with _data_dir(plan):
-        return train(plan.baseline, run_dir=plan.baseline_dir, log=log, progress=False)
+        return train(plan.baseline, run_dir=plan.baseline_dir, overwrite=True, log=log, progress=False)
 
 
 def run_grid(plan: ManualPlan, log: Log = print) -> StudyResult:
     with _data_dir(plan):
-        return run_study(plan.grid, workers=plan.workers, storage_url=plan.storage_url, out_dir=plan.out_dir,
-                         threads=plan.threads, log=log)
+        return run_study(
+            plan.grid,
+            workers=plan.workers,
+            storage_url=plan.storage_url,
+            out_dir=plan.out_dir,
+            threads=plan.threads,
+            log=log,
+        )
 
 
 def run_ablations(plan: ManualPlan, log: Log = print) -> StudyResult:
     """The ablation study, at the best configuration of the finished grid study."""
     with _data_dir(plan):
-        return run_study(plan.ablations, workers=plan.workers, storage_url=plan.storage_url, out_dir=plan.out_dir,
-                         threads=plan.threads, log=log)
+        return run_study(
+            plan.ablations,
+            workers=plan.workers,
+            storage_url=plan.storage_url,
+            out_dir=plan.out_dir,
+            threads=plan.threads,
+            log=log,
+        )
 
 
 def analyse_attention(plan: ManualPlan, grid: StudyResult) -> AttentionAnalysis:
@@ -176,13 +188,23 @@ def analyse_attention(plan: ManualPlan, grid: StudyResult) -> AttentionAnalysis:
     return analyse_run(best.run_dir, plan.data_dir, dataset=best.dataset)
 
 
-def write_manual_report(plan: ManualPlan, attention: AttentionAnalysis | None = None, log: Log = print,
-                        ablations: bool = True) -> ReportFiles:
+def write_manual_report(
+    plan: ManualPlan, attention: AttentionAnalysis | None = None, log: Log = print, ablations: bool = True
+) -> ReportFiles:
     """The report of the grid and (unless `ablations` is False: never run) the ablation study."""
     studies = [plan.grid.name, plan.ablations.name] if ablations else [plan.grid.name]
-    return build_report(studies, storage_url=plan.storage_url, out_dir=plan.out_dir, report_dir=plan.report_dir,
-                        lang=plan.lang, data_dir=plan.data_dir, commands=[plan.command], baseline=plan.baseline_dir,
-                        attention=attention, log=log)
+    return build_report(
+        studies,
+        storage_url=plan.storage_url,
+        out_dir=plan.out_dir,
+        report_dir=plan.report_dir,
+        lang=plan.lang,
+        data_dir=plan.data_dir,
+        commands=[plan.command],
+        baseline=plan.baseline_dir,
+        attention=attention,
+        log=log,
+    )
 
 
 @dataclass
@@ -204,8 +226,13 @@ def run_manual(preset: str = "quick", *, log: Log = print, **options) -> ManualO
     """All five steps; `options` are manual_plan's (out_dir, storage_url, data_dir, lang, workers, threads)."""
     started = time.time()
     plan = manual_plan(preset, **options)
-    steps = ["baseline run", f"grid study {plan.grid.name}", f"ablation study {plan.ablations.name}",
-             "attention analysis", "report"]
+    steps = [
+        "baseline run",
+        f"grid study {plan.grid.name}",
+        f"ablation study {plan.ablations.name}",
+        "attention analysis",
+        "report",
+    ]
     step = lambda i: log(f"== [{i}/{len(steps)}] {steps[i - 1]} ({time.time() - started:.0f} s) ==")
     step(1)
     baseline = run_baseline(plan, log)
@@ -218,11 +245,15 @@ def run_manual(preset: str = "quick", *, log: Log = print, **options) -> ManualO
         step(4)
         attention = analyse_attention(plan, grid)
     else:  # the ablations start from the grid's best configuration, and there is none
-        log(f"every trial of grid study {plan.grid.name} failed: skipping the ablation study and the attention "
-            "analysis; the report says why")
+        log(
+            f"every trial of grid study {plan.grid.name} failed: skipping the ablation study and the attention "
+            "analysis; the report says why"
+        )
     step(5)
     report = write_manual_report(plan, attention, log, ablations=ablations is not None)
     outcome = ManualOutcome(plan, baseline, grid, ablations, report, time.time() - started)
-    log(f"manual --preset {preset}: {'FAILED' if outcome.failed else 'done'} in {outcome.wall_time_s:.0f} s; "
-        f"open {report.html}")
+    log(
+        f"manual --preset {preset}: {'FAILED' if outcome.failed else 'done'} in {outcome.wall_time_s:.0f} s; "
+        f"open {report.html}"
+    )
     return outcome

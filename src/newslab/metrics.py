@@ -19,8 +19,12 @@ def per_class_scores(cm: torch.Tensor) -> dict[str, list[float]]:
     recall = torch.where(actual > 0, tp / actual.clamp(min=1), torch.zeros_like(tp))
     denom = precision + recall
     f1 = torch.where(denom > 0, 2 * precision * recall / denom.clamp(min=1e-12), torch.zeros_like(tp))
-    return {"precision": precision.tolist(), "recall": recall.tolist(), "f1": f1.tolist(),
-            "support": actual.long().tolist()}
+    return {
+        "precision": precision.tolist(),
+        "recall": recall.tolist(),
+        "f1": f1.tolist(),
+        "support": actual.long().tolist(),
+    }
 
 
 def accuracy(predictions: torch.Tensor, labels: torch.Tensor) -> float:

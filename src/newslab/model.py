@@ -3,6 +3,7 @@
 Shapes: B batch, T tokens, C embed_dim, nh heads, hs head size (C // nh).
 Ablations are constructor flags; an absent part is None and skipped (no identity that
 still adds a residual), so `no_ffn` has no FFN module, no FFN norm and no FFN residual.
+Positional encodings come from the registry in positions.py.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .config import RunConfig
+from .config import ModelConfig
+from .positions import POSITIONAL_ENCODINGS
 
 
 def dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
@@ -28,8 +30,8 @@ def dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
         return x
     if x.device.type != "cpu":
         return F.dropout(x, p, training)  # CUDA's fused Philox kernel is already cheap
-    bits = torch.empty((x.numel() + 3) // 4, dtype=torch.int64).random_(-2 ** 63, None)
-    keep = bits.view(torch.int16)[:x.numel()].view(x.shape) >= round(p * 65536) - 32768  # P(keep) = 1 - p
+    bits = torch.empty((x.numel() + 3) // 4, dtype=torch.int64).random_(-(2**63), None)
+    keep = bits.view(torch.int16)[: x.numel()].view(x.shape) >= round(p * 65536) - 32768  # P(keep) = 1 - p
     return x * torch.where(keep, torch.tensor(1.0 / (1.0 - p), dtype=x.dtype), 0.0)
 
 
@@ -48,7 +50,9 @@ class SelfAttention(nn.Module):
 
     def forward(self, x: torch.Tensor, pad_mask: torch.Tensor, need_weights: bool = False):
         B, T, C = x.shape
-        q, k, v = self.qkv(x).view(B, T, 3, self.num_heads, C // self.num_heads).permute(2, 0, 3, 1, 4)  # 3 x (B, nh, T, hs)
+        q, k, v = (
+            self.qkv(x).view(B, T, 3, self.num_heads, C // self.num_heads).permute(2, 0, 3, 1, 4)
+        )  # 3 x (B, nh, T, hs)
         keep = ~pad_mask[:, None, None, :]  # (B, 1, 1, T): True = may be attended to
         p = self.dropout if self.training else 0.0
         if need_weights or (p > 0 and x.device.type == "cpu"):
@@ -90,34 +94,33 @@ class Block(nn.Module):
     def forward(self, x: torch.Tensor, pad_mask: torch.Tensor, need_weights: bool = False):
         a, weights = self.attn(self.ln_attn(x), pad_mask, need_weights)
         x = x + self.drop(a)
-        if self.ffn is not None:
+        if self.ffn is not None and self.ln_ffn is not None:
             x = x + self.drop(self.ffn(self.ln_ffn(x)))
         return x, weights
 
 
-def sinusoidal_table(length: int, dim: int) -> torch.Tensor:
-    position = torch.arange(length, dtype=torch.float32)[:, None]
-    freq = torch.exp(torch.arange(0, dim, 2, dtype=torch.float32) * (-math.log(10000.0) / dim))
-    table = torch.zeros(length, dim)
-    table[:, 0::2] = torch.sin(position * freq)
-    table[:, 1::2] = torch.cos(position * freq)
-    return table  # (length, C)
-
-
 class TextClassifier(nn.Module):
-    def __init__(self, vocab_size: int, num_classes: int, *, embed_dim: int = 128, num_heads: int = 4,
-                 num_layers: int = 2, ffn_hidden: int | None = 512, dropout: float = 0.1,
-                 pos_encoding: str = "sinusoidal", max_len: int = 128, freeze_embedding: bool = False,
-                 pad_id: int = 0):
+    def __init__(
+        self,
+        vocab_size: int,
+        num_classes: int,
+        *,
+        embed_dim: int = 128,
+        num_heads: int = 4,
+        num_layers: int = 2,
+        ffn_hidden: int | None = 512,
+        dropout: float = 0.1,
+        pos_encoding: str = "sinusoidal",
+        max_len: int = 128,
+        freeze_embedding: bool = False,
+        pad_id: int = 0,
+    ):
         super().__init__()
         self.embed_scale = math.sqrt(embed_dim)
         self.tok_emb = nn.Embedding(vocab_size, embed_dim, padding_idx=pad_id)
         self.tok_emb.weight.requires_grad_(not freeze_embedding)
-        self.pos_emb = nn.Embedding(max_len, embed_dim) if pos_encoding == "learned" else None
-        if pos_encoding == "sinusoidal":
-            self.register_buffer("pos_table", sinusoidal_table(max_len, embed_dim), persistent=False)
-        else:
-            self.pos_table = None
+        encoding = POSITIONAL_ENCODINGS[pos_encoding]
+        self.positions = encoding(embed_dim, max_len) if encoding is not None else None
         self.drop = Dropout(dropout)
         self.blocks = nn.ModuleList(Block(embed_dim, num_heads, ffn_hidden, dropout) for _ in range(num_layers))
         self.ln_f = nn.LayerNorm(embed_dim)
@@ -125,11 +128,19 @@ class TextClassifier(nn.Module):
         self.apply(self._init_weights)
 
     @classmethod
-    def from_config(cls, config: RunConfig, vocab_size: int, num_classes: int) -> "TextClassifier":
-        return cls(vocab_size, num_classes, embed_dim=config.embed_dim, num_heads=config.num_heads,
-                   num_layers=config.num_layers, ffn_hidden=config.ffn_hidden if config.ffn else None,
-                   dropout=config.dropout, pos_encoding=config.pos_encoding, max_len=config.max_len,
-                   freeze_embedding=config.freeze_embedding)
+    def from_config(cls, config: ModelConfig, vocab_size: int, num_classes: int) -> TextClassifier:
+        return cls(
+            vocab_size,
+            num_classes,
+            embed_dim=config.embed_dim,
+            num_heads=config.num_heads,
+            num_layers=config.num_layers,
+            ffn_hidden=config.ffn_hidden,
+            dropout=config.dropout,
+            pos_encoding=config.pos_encoding,
+            max_len=config.max_len,
+            freeze_embedding=config.freeze_embedding,
+        )
 
     @staticmethod
     def _init_weights(module: nn.Module) -> None:
@@ -145,12 +156,9 @@ class TextClassifier(nn.Module):
     def forward(self, ids: torch.Tensor, pad_mask: torch.Tensor, need_weights: bool = False):
         """ids, pad_mask: (B, T). Returns logits (B, classes) and, if asked, one (B, nh, T, T)
         tensor of post-softmax attention weights per layer."""
-        T = ids.size(1)
         x = self.tok_emb(ids) * self.embed_scale  # (B, T, C)
-        if self.pos_emb is not None:
-            x = x + self.pos_emb.weight[:T]
-        elif self.pos_table is not None:
-            x = x + self.pos_table[:T]
+        if self.positions is not None:
+            x = self.positions(x)
         x = self.drop(x)
         attention = []
         for block in self.blocks:
@@ -164,7 +172,7 @@ class TextClassifier(nn.Module):
 
     def parameter_counts(self) -> dict[str, int]:
         """Parameters split embedding / encoder / head (the sinusoidal table is a buffer, not counted)."""
-        embedding = sum(p.numel() for m in (self.tok_emb, self.pos_emb) if m is not None for p in m.parameters())
+        embedding = sum(p.numel() for m in (self.tok_emb, self.positions) if m is not None for p in m.parameters())
         encoder = sum(p.numel() for p in self.blocks.parameters()) + sum(p.numel() for p in self.ln_f.parameters())
         head = sum(p.numel() for p in self.head.parameters())
         return {"embedding": embedding, "encoder": encoder, "head": head, "total": embedding + encoder + head}

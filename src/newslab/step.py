@@ -7,12 +7,12 @@ Measured effects on a 2-core AVX512-BF16 CPU are in benchmarks/README.md.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
 
-from .config import RunConfig
+from .config import OptimConfig, RunConfig
 
 # `--compile auto` compiles CUDA runs of at least this many training samples (epochs x rows),
 # where kernel fusion pays back the compile time. Never on CPU: with the cheap dropout (model.py)
@@ -43,14 +43,15 @@ def autocast(device: torch.device, dtype: torch.dtype | None):
 
 
 def wants_compile(config: RunConfig, device: torch.device, train_rows: int) -> bool:
-    if config.compile == "off" or device.type not in ("cpu", "cuda"):
+    mode = config.execution.compile
+    if mode == "off" or device.type not in ("cpu", "cuda"):
         return False
-    if config.compile == "on":
+    if mode == "on":
         return True
-    return device.type == "cuda" and config.epochs * train_rows >= COMPILE_MIN_SAMPLES
+    return device.type == "cuda" and config.optim.epochs * train_rows >= COMPILE_MIN_SAMPLES
 
 
-def grad_norm(params: list[torch.Tensor]) -> torch.Tensor:
+def grad_norm(params: Sequence[torch.Tensor]) -> torch.Tensor:
     """Global L2 norm of the gradients (one foreach kernel, no host sync)."""
     grads = [p.grad for p in params if p.grad is not None]
     return torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
@@ -64,13 +65,19 @@ class TrainStep:
     (no C++ compiler, an unsupported platform), the step says so once and runs eagerly.
     """
 
-    def __init__(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, config: RunConfig,
-                 amp: torch.dtype | None = None, compile: bool = False,
-                 log: Callable[[str], None] | None = None):
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        optimizer: torch.optim.Optimizer,
+        config: OptimConfig,
+        amp: torch.dtype | None = None,
+        compile: bool = False,
+        log: Callable[[str], None] | None = None,
+    ):
         self.model, self.optimizer, self.config, self.amp = model, optimizer, config, amp
         self.trainable = [p for p in model.parameters() if p.requires_grad]
         self.log = log or (lambda _msg: None)
-        self.forward = model
+        self.forward: Callable[..., torch.Tensor] = model
         self.compiled = compile
         if compile:
             # A study worker trains many models in one process: start from fresh dynamo caches so
@@ -85,8 +92,7 @@ class TrainStep:
             try:
                 return self._step(ids, pad_mask, labels)
             except Exception as exc:  # compile errors surface at the first forward or backward
-                self.log(f"newslab: torch.compile failed ({type(exc).__name__}: {str(exc)[:200]}); "
-                         "training eagerly")
+                self.log(f"newslab: torch.compile failed ({type(exc).__name__}: {str(exc)[:200]}); training eagerly")
                 self.forward, self.compiled = self.model, False
         return self._step(ids, pad_mask, labels)
 

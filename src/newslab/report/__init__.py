@@ -2,14 +2,38 @@
 
 `build_report(["quick-grid", "quick-ablations"])` writes OUT_DIR/report/{report.md, report.html,
 figures/}. Modules: stats (intervals and tests), effects (what differs, and whether it is noise),
-conclusions (the sentences), tables, plots, attention, bestmodel, sections, render, build.
+conclusions (the sentences), tables, plots, attention, bestmodel, sections (each section, and
+SECTIONS: the report's sections in order), render, build.
 """
 
-from .build import ReportFiles, build_report, environment, write_report
+from .build import ReportFiles, build_report, write_report
 from .render import section_html
-from .sections import (ablation_section, attention_section, best_model_section, conclusions_section, context,
-                       impact_section, results_section)
+from .sections import (
+    SECTIONS,
+    ablation_section,
+    attention_section,
+    best_model_section,
+    conclusions_section,
+    context,
+    environment,
+    impact_section,
+    results_section,
+    setup_section,
+)
 
-__all__ = ["ReportFiles", "ablation_section", "attention_section", "best_model_section", "build_report",
-           "conclusions_section", "context", "environment", "impact_section", "results_section", "section_html",
-           "write_report"]
+__all__ = [
+    "SECTIONS",
+    "ReportFiles",
+    "ablation_section",
+    "attention_section",
+    "best_model_section",
+    "build_report",
+    "conclusions_section",
+    "context",
+    "environment",
+    "impact_section",
+    "results_section",
+    "section_html",
+    "setup_section",
+    "write_report",
+]

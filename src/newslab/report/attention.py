@@ -15,10 +15,10 @@ from pathlib import Path
 
 import torch
 
-from ..config import NewslabError
-from ..data import Dataset, EncodedSplit, Split, collate, load_dataset
+from ..data import Dataset, EncodedSplit, Split, cache_dir, collate, load_dataset
+from ..errors import NewslabError
 from ..model import TextClassifier
-from ..train import load_run
+from ..runs import load_run
 
 SAMPLE_TOKENS = (12, 28)  # a sample of this many tokens gives a readable token x token heatmap
 
@@ -59,8 +59,9 @@ def pick_sample(split: EncodedSplit, max_len: int, tokens: tuple[int, int] = SAM
 
 
 @torch.inference_mode()
-def sample_attention(model: TextClassifier, split: EncodedSplit, index: int, max_len: int,
-                     tokenizer) -> SampleAttention:
+def sample_attention(
+    model: TextClassifier, split: EncodedSplit, index: int, max_len: int, tokenizer
+) -> SampleAttention:
     """Attention of every layer and head for one row, computed next to the split's longest row
     so the sample is padded (as in any batch) and the padding then excluded."""
     model.eval()
@@ -69,19 +70,26 @@ def sample_attention(model: TextClassifier, split: EncodedSplit, index: int, max
     logits, attention = model(batch.ids, batch.pad_mask, need_weights=True)
     length = int((~batch.pad_mask[0]).sum())
     ids = batch.ids[0, :length].tolist()
-    return SampleAttention(index, split.texts[index], [tokenizer.id_to_token(i) for i in ids],
-                           int(split.labels[index]), int(logits[0].argmax()),
-                           [a[0, :, :length, :length].float().clone() for a in attention])
+    return SampleAttention(
+        index,
+        split.texts[index],
+        [tokenizer.id_to_token(i) for i in ids],
+        int(split.labels[index]),
+        int(logits[0].argmax()),
+        [a[0, :, :length, :length].float().clone() for a in attention],
+    )
 
 
 @torch.inference_mode()
-def head_summary(model: TextClassifier, split: EncodedSplit, max_len: int, samples: int = 256,
-                 batch_size: int = 64) -> HeadSummary:
+def head_summary(
+    model: TextClassifier, split: EncodedSplit, max_len: int, samples: int = 256, batch_size: int = 64
+) -> HeadSummary:
     """Per layer and head, averaged over the real query tokens of the first `samples` rows:
     the entropy of the attention distribution and the mean distance attended to."""
     model.eval()
     rows = torch.arange(min(samples, len(split)))
-    entropy_sum = distance_sum = None
+    entropy_sum: torch.Tensor | None = None
+    distance_sum: torch.Tensor | None = None
     queries, uniform_sum = 0, 0.0
     for chunk in rows.split(batch_size):
         batch = collate(split, chunk, max_len)
@@ -102,24 +110,30 @@ def head_summary(model: TextClassifier, split: EncodedSplit, max_len: int, sampl
         lengths = real.sum(1).float()
         queries += int(lengths.sum())
         uniform_sum += float((lengths * lengths.log()).sum())  # each real query of a row of L: log L
+    assert entropy_sum is not None and distance_sum is not None, "head_summary needs at least one row"
     return HeadSummary(entropy_sum / queries, uniform_sum / queries, distance_sum / queries, len(rows))
 
 
-def analyse_run(run_dir: str | Path, data_dir: str | Path | None = None, samples: int = 256,
-                dataset: Dataset | None = None) -> AttentionAnalysis:
+def analyse_run(
+    run_dir: str | Path, data_dir: str | Path | None = None, samples: int = 256, dataset: Dataset | None = None
+) -> AttentionAnalysis:
     """Load a run's best checkpoint and its validation split (or take `dataset`, already loaded
     for this run); analyse one sample and all heads."""
     run = load_run(run_dir)
     config = run.config.replace(data_dir=str(data_dir)) if data_dir else run.config
-    dataset = dataset or load_dataset(config, progress=False)
+    dataset = dataset or load_dataset(config.data, cache_dir(config.execution.out_dir), progress=False)
     # Encode with the checkpoint's own tokenizer: the ids must be the ones the model was trained on.
     val = EncodedSplit.build(run.tokenizer, Split(dataset.val.texts, dataset.val.labels.tolist()))
     if len(val) == 0:
         raise NewslabError(f"{run_dir}: the validation split is empty")
-    index = pick_sample(val, config.max_len)
-    return AttentionAnalysis(Path(run_dir), run.class_names,
-                             sample_attention(run.model, val, index, config.max_len, run.tokenizer),
-                             head_summary(run.model, val, config.max_len, samples))
+    max_len = config.model.max_len
+    index = pick_sample(val, max_len)
+    return AttentionAnalysis(
+        Path(run_dir),
+        run.class_names,
+        sample_attention(run.model, val, index, max_len, run.tokenizer),
+        head_summary(run.model, val, max_len, samples),
+    )
 
 
 def relative_entropy(summary: HeadSummary) -> torch.Tensor:

@@ -7,16 +7,17 @@ and per-class scores use newslab.metrics, the same definitions as training.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from ..config import NewslabError, RunConfig
-from ..data import Dataset, load_dataset, missing_files
+from ..config import RunConfig
+from ..data import Dataset, cache_dir, load_dataset, missing_files
+from ..errors import NewslabError
 from ..metrics import confusion_matrix, per_class_scores
-from ..results import StudyResult, Summary, TrialRecord
+from ..runs import RunFolder
+from ..study import StudyResult, Summary, TrialRecord
 from .effects import is_ablation_study
 
 
@@ -40,8 +41,9 @@ class BestRun:
         return [str(i) for i in range(1 + max([*self.test_labels, *self.test_predictions], default=-1))]
 
     def confusion(self) -> torch.Tensor:
-        return confusion_matrix(torch.tensor(self.test_predictions), torch.tensor(self.test_labels),
-                                len(self.class_names))
+        return confusion_matrix(
+            torch.tensor(self.test_predictions), torch.tensor(self.test_labels), len(self.class_names)
+        )
 
     def scores(self) -> dict[str, list[float]]:
         return per_class_scores(self.confusion())
@@ -52,20 +54,28 @@ class BestRun:
         if self.dataset is None:
             return []
         wrong = [i for i, (y, p) in enumerate(zip(self.test_labels, self.test_predictions)) if y != p]
-        seen, first, rest = set(), [], []
+        seen: set[tuple[int, int]] = set()
+        first: list[int] = []
+        rest: list[int] = []
         for i in wrong:
             kind = (self.test_labels[i], self.test_predictions[i])
             (rest if kind in seen else first).append(i)
             seen.add(kind)
-        return [(self.dataset.test.texts[i], self.test_labels[i], self.test_predictions[i])
-                for i in (first + rest)[:limit]]
+        return [
+            (self.dataset.test.texts[i], self.test_labels[i], self.test_predictions[i]) for i in (first + rest)[:limit]
+        ]
 
 
 def primary_study(results: list[StudyResult]) -> StudyResult | None:
     """The study whose best configuration is "the" selected model: a grid before an ablation study."""
     done = [r for r in results if r.points()]
     grids = [r for r in done if not is_ablation_study(r)]
-    return (grids or done or [None])[0]
+    return next(iter(grids or done), None)
+
+
+def _val_accuracy(trial: TrialRecord) -> float:
+    assert trial.val_accuracy is not None, "a Summary holds completed trials, each with a validation accuracy"
+    return trial.val_accuracy
 
 
 def best_run(results: list[StudyResult], data_dir: str | Path | None = None) -> BestRun:
@@ -74,29 +84,36 @@ def best_run(results: list[StudyResult], data_dir: str | Path | None = None) -> 
     if study is None:
         raise NewslabError("no study has a completed trial")
     summary = study.best()
-    trial = max(summary.trials, key=lambda t: t.val_accuracy)
+    trial = max(summary.trials, key=_val_accuracy)
     if not trial.run_dir:  # Path("") would read the current directory's files as this run's
         raise NewslabError(f"study {study.name!r} trial {trial.number} recorded no run folder")
-    run_dir = Path(trial.run_dir)
-    predictions_file = run_dir / "predictions.json"
-    if not predictions_file.is_file():
-        raise NewslabError(f"run folder {run_dir} of study {study.name!r} trial {trial.number} is not on this "
-                           "machine (no predictions.json)")
-    predictions = json.loads(predictions_file.read_text())
-    config = RunConfig.from_dict(json.loads((run_dir / "config.json").read_text()), source=str(run_dir))
+    folder = RunFolder(trial.run_dir)
+    if not folder.has_predictions():
+        raise NewslabError(
+            f"run folder {folder.path} of study {study.name!r} trial {trial.number} is not on this "
+            f"machine (no {folder.predictions_file.name})"
+        )
+    predictions = folder.predictions()
+    config = folder.config()
     if data_dir:
         config = config.replace(data_dir=str(data_dir))
-    dataset, error = None, None
-    missing = missing_files(config.resolved_data_dir)
+    data_folder = config.data.resolved_dir
+    dataset: Dataset | None = None
+    error: str | None = None
+    missing = missing_files(data_folder)
     if missing:  # never start a download just to write a report
-        error = f"{config.resolved_data_dir} lacks {', '.join(missing)}; pass --data-dir or set NEWSLAB_DATA_DIR"
+        error = f"{data_folder} lacks {', '.join(missing)}; pass --data-dir or set NEWSLAB_DATA_DIR"
     else:
         try:
-            dataset = load_dataset(config, progress=False)
+            dataset = load_dataset(config.data, cache_dir(config.execution.out_dir), progress=False)
         except NewslabError as exc:  # the report still shows numbers; texts need the data
             error = str(exc)
     if dataset is not None and len(dataset.test) != len(predictions["test"]):
-        dataset, error = None, (f"{config.resolved_data_dir}/test.csv has {len(dataset.test)} rows but the run "
-                                f"predicted {len(predictions['test'])}: not the data it was trained on")
-    return BestRun(study.name, summary, trial, run_dir, config, dataset, error, predictions["test_labels"],
-                   predictions["test"])
+        error = (
+            f"{data_folder}/test.csv has {len(dataset.test)} rows but the run "
+            f"predicted {len(predictions['test'])}: not the data it was trained on"
+        )
+        dataset = None
+    return BestRun(
+        study.name, summary, trial, folder.path, config, dataset, error, predictions["test_labels"], predictions["test"]
+    )

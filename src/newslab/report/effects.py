@@ -9,15 +9,13 @@ once and said the same way everywhere.
 
 from __future__ import annotations
 
-import json
 import statistics
 from dataclasses import dataclass
-from pathlib import Path
 
-from ..results import StudyResult, Summary
+from ..config import BASELINE
+from ..runs import RunFolder
+from ..study import StudyResult, Summary
 from .stats import TestResult, bonferroni, family_level, paired_test, welch
-
-BASELINE = "none"  # the ablation value that names the unmodified model
 
 
 def is_ablation_study(result: StudyResult) -> bool:
@@ -59,7 +57,7 @@ class Comparison:
 
     @property
     def verdict(self) -> str:
-        """"significant", "noise" (within noise) or "untested" (nothing to test with)."""
+        """ "significant", "noise" (within noise) or "untested" (nothing to test with)."""
         if self.evidence is None:
             return "untested"
         return "significant" if self.evidence.significant else "noise"
@@ -72,8 +70,13 @@ def _predictions(summary: Summary) -> list[list[int]]:
 def compare(a: Summary, b: Summary, labels: list[int] | None, family: int = 1) -> Comparison:
     """a against b as one of `family` comparisons (Bonferroni: p times family, intervals widened to match)."""
     level = family_level(family)
-    return Comparison(a, b, bonferroni(welch(a.val_accuracies, b.val_accuracies, level), family),
-                      bonferroni(paired_test(_predictions(a), _predictions(b), labels, level), family), family)
+    return Comparison(
+        a,
+        b,
+        bonferroni(welch(a.val_accuracies, b.val_accuracies, level), family),
+        bonferroni(paired_test(_predictions(a), _predictions(b), labels, level), family),
+        family,
+    )
 
 
 def pairs(levels: int) -> int:
@@ -88,9 +91,9 @@ def test_labels(results: list[StudyResult]) -> list[int] | None:
         for trial in result.trials:
             if trial.state != "COMPLETE" or not trial.run_dir:  # no folder recorded: nothing to read
                 continue
-            path = Path(trial.run_dir) / "predictions.json"
-            if path.is_file():
-                return json.loads(path.read_text())["test_labels"]
+            folder = RunFolder(trial.run_dir)
+            if folder.has_predictions():
+                return folder.predictions()["test_labels"]
     return None
 
 
@@ -111,11 +114,11 @@ class FactorEffect:
 
     @property
     def best(self) -> tuple:
-        return max(self.means, key=self.means.get)
+        return max(self.means, key=self.means.__getitem__)
 
     @property
     def worst(self) -> tuple:
-        return min(self.means, key=self.means.get)
+        return min(self.means, key=self.means.__getitem__)
 
     @property
     def diff(self) -> float:
@@ -193,8 +196,12 @@ def lr_per_size(result: StudyResult, labels: list[int] | None) -> list[LrEffect]
         groups.setdefault(tuple(factor_value(s, k) for k in others), []).append(s)
     compared = [group for group in groups.values() if len(group) > 1]
     family = sum(pairs(len(group)) for group in compared)  # best vs worst lr picks one pair of each size's
-    effects = [LrEffect({n: group[0].point[n] for k in others for n in k.split(",")},
-                        compare(group[0], group[-1], labels, family)) for group in compared]
+    effects = [
+        LrEffect(
+            {n: group[0].point[n] for k in others for n in k.split(",")}, compare(group[0], group[-1], labels, family)
+        )
+        for group in compared
+    ]
     return sorted(effects, key=lambda e: tuple(e.context.values()))
 
 
@@ -216,7 +223,7 @@ class AblationEffect:
     def relative_interval(self) -> tuple[float, float] | None:
         """Welch interval of the difference (at the verdict's adjusted level), relative to the baseline mean."""
         t, base = self.comparison.over_seeds, self.comparison.b.val_mean
-        if t is None or t.low is None or not base:
+        if t is None or t.low is None or t.high is None or not base:
             return None
         return t.low / base, t.high / base
 

@@ -15,9 +15,19 @@ from dataclasses import dataclass
 CJK_SAMPLE = "验证准确率学习率嵌入维度注意力头数消融基线混淆矩阵真实预测轮次损失层熵距离"
 # Tried first when present: common, complete Simplified-Chinese sans fonts (Debian: fonts-noto-cjk,
 # fonts-wqy-microhei, fonts-wqy-zenhei, fonts-arphic-uming); any other covering font is accepted after.
-PREFERRED = ("Noto Sans CJK SC", "Noto Sans CJK JP", "Source Han Sans SC", "WenQuanYi Micro Hei",
-             "WenQuanYi Zen Hei", "Droid Sans Fallback", "AR PL UMing CN", "SimHei", "Microsoft YaHei",
-             "PingFang SC", "Heiti SC")
+PREFERRED = (
+    "Noto Sans CJK SC",
+    "Noto Sans CJK JP",
+    "Source Han Sans SC",
+    "WenQuanYi Micro Hei",
+    "WenQuanYi Zen Hei",
+    "Droid Sans Fallback",
+    "AR PL UMing CN",
+    "SimHei",
+    "Microsoft YaHei",
+    "PingFang SC",
+    "Heiti SC",
+)
 
 # Fonts whose character map claims every code point but whose glyphs are placeholder boxes
 # (matplotlib ships "Last Resort" as its final fallback): a charmap check must skip them.
@@ -30,7 +40,7 @@ class Font:
     path: str
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def charmap(path: str) -> frozenset[int]:
     from matplotlib.ft2font import FT2Font
 
@@ -46,7 +56,7 @@ def missing_characters(path: str, text: str) -> set[str]:
     return {c for c in text if not c.isspace() and ord(c) not in codes}
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def find_cjk_font(sample: str = CJK_SAMPLE) -> Font | None:
     """The first installed font covering `sample`, preferred names first; None if there is none."""
     from matplotlib import font_manager
@@ -81,9 +91,17 @@ def figure_rc(lang: str) -> tuple[dict, str]:
         return rc, lang
     font = find_cjk_font()
     if font is None:
-        warnings.warn("--lang zh: no CJK font found (install fonts-noto-cjk or fonts-wqy-microhei); "
-                      "figure labels fall back to English", RuntimeWarning, stacklevel=2)
+        warnings.warn(
+            "--lang zh: no CJK font found (install fonts-noto-cjk or fonts-wqy-microhei); "
+            "figure labels fall back to English",
+            RuntimeWarning,
+            stacklevel=2,
+        )
         return rc, "en"
     # CJK fonts often lack U+2212 (the typographic minus): use '-' so negative ticks are not boxes.
-    return {**rc, "font.family": "sans-serif", "font.sans-serif": [font.name, "DejaVu Sans"],
-            "axes.unicode_minus": False}, "zh"
+    return {
+        **rc,
+        "font.family": "sans-serif",
+        "font.sans-serif": [font.name, "DejaVu Sans"],
+        "axes.unicode_minus": False,
+    }, "zh"

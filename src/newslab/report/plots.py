@@ -8,8 +8,10 @@ intervals as in the tables; the ablation figure's are Bonferroni-adjusted, as it
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import matplotlib
 import numpy as np
@@ -19,7 +21,7 @@ from matplotlib.figure import Figure
 from matplotlib.text import Text
 from matplotlib.ticker import MaxNLocator
 
-from ..results import StudyResult
+from ..study import StudyResult
 from .effects import AblationEffect, factor_value, factors
 from .fonts import figure_rc
 from .i18n import Words
@@ -52,8 +54,16 @@ class FigureFile:
     caption: str
 
 
+# what a figure method returns: FigureFile, or FigureFile | None for one that may have nothing to draw
+Drawn = TypeVar("Drawn", bound="FigureFile | None")
+
+
 class Plotter:
     """Draws and saves figures into `out_dir` with the labels of `lang`.
+
+    A figure is a method returning a FigureFile (or None when there is nothing to draw); it is
+    drawn through `draw`, which applies the style and this language's fonts:
+    `plotter.draw(plotter.confusion, cm, class_names, name)`. A new figure is one more method.
 
     `drawn_text` collects every string drawn, so the Chinese font can be checked against the
     exact characters used; `lang` falls back to "en" (with a warning) when no CJK font exists.
@@ -78,29 +88,41 @@ class Plotter:
         self.drawn_text.update(t.get_text() for t in fig.findobj(Text) if t.get_text())
         return FigureFile(name, png, svg, caption)
 
-    def draw(self, method: str, *args, **kwargs) -> FigureFile | None:
-        """Call one of the figure methods below inside this language's rc settings."""
+    def draw(self, figure: Callable[..., Drawn], *args, **kwargs) -> Drawn:
+        """Call `figure` (one of the figure methods below, bound to this plotter) with `args`
+        inside the report's style and this language's rc settings."""
         # seaborn's style sets its own font list: the language's rc settings must come after it
         with sns.axes_style("whitegrid"), matplotlib.rc_context(self.rc):
-            return getattr(self, method)(*args, **kwargs)
+            return figure(*args, **kwargs)
 
     # ---------------------------------------------------------------- studies
     def _trials_frame(self, result: StudyResult, numeric: str | None = None) -> pd.DataFrame:
         """One row per completed seed of each point (at its best nuisance), one labelled column per factor
         (a joint factor's values read "64/2"); `numeric`, a one-field factor, keeps numbers for a real x axis."""
+
         def cell(s, key):
             if key == numeric and "," not in key and isinstance(s.point[key], (int, float)):
                 return s.point[key]
             return self.w.factor_value(key, factor_value(s, key))
 
-        return pd.DataFrame([{**{self.w.factor(k): cell(s, k) for k in factors(result)},
-                              "acc": 100 * t.val_accuracy, "seed": t.seed} for s in result.points() for t in s.trials])
+        rows = []
+        for s in result.points():
+            for t in s.trials:
+                assert t.val_accuracy is not None, "a Summary holds completed trials, each with a validation accuracy"
+                rows.append(
+                    {
+                        **{self.w.factor(k): cell(s, k) for k in factors(result)},
+                        "acc": 100 * t.val_accuracy,
+                        "seed": t.seed,
+                    }
+                )
+        return pd.DataFrame(rows)
 
     def _levels(self, result: StudyResult, key: str | None) -> list[str] | None:
         """A factor's values as labelled in the frame, in the spec's order (not by accuracy)."""
         if key is None:
             return None
-        return [self.w.factor_value(key, v if "," in key else [v]) for v in result.spec.scientific[key]]
+        return [self.w.factor_value(key, v if "," in key else (v,)) for v in result.spec.scientific[key]]
 
     @staticmethod
     def _roles(result: StudyResult) -> list[str]:
@@ -117,9 +139,20 @@ class Plotter:
         frame = self._trials_frame(result, numeric=x)
         fig, ax = self._figure(6.4, 4.0)
         label = lambda key: self.w.factor(key) if key else None
-        sns.lineplot(data=frame, x=label(x), y="acc", hue=label(hue), style=label(style), errorbar=pct_errorbar,
-                     hue_order=self._levels(result, hue), style_order=self._levels(result, style),
-                     err_style="bars", err_kws={"capsize": 4}, markers=True, ax=ax[0, 0])
+        sns.lineplot(
+            data=frame,
+            x=label(x),
+            y="acc",
+            hue=label(hue),
+            style=label(style),
+            errorbar=pct_errorbar,
+            hue_order=self._levels(result, hue),
+            style_order=self._levels(result, style),
+            err_style="bars",
+            err_kws={"capsize": 4},
+            markers=True,
+            ax=ax[0, 0],
+        )
         if pd.api.types.is_numeric_dtype(frame[label(x)]):
             ax[0, 0].set_xticks(sorted(frame[label(x)].unique()))
         ax[0, 0].set_ylabel(f"{self.w['val_acc']} (%)")
@@ -134,8 +167,17 @@ class Plotter:
         x = next(k for k in keys if k != "lr")
         frame = self._trials_frame(result)
         fig, ax = self._figure(6.4, 4.0)
-        sns.barplot(data=frame, x=self.w.factor(x), y="acc", hue=self.w.param("lr"), errorbar=pct_errorbar,
-                    capsize=0.1, ax=ax[0, 0], order=self._levels(result, x), hue_order=self._levels(result, "lr"))
+        sns.barplot(
+            data=frame,
+            x=self.w.factor(x),
+            y="acc",
+            hue=self.w.param("lr"),
+            errorbar=pct_errorbar,
+            capsize=0.1,
+            ax=ax[0, 0],
+            order=self._levels(result, x),
+            hue_order=self._levels(result, "lr"),
+        )
         low, high = errorbar_span(frame, [self.w.factor(x), self.w.param("lr")])  # never cut an error bar
         ax[0, 0].set_ylim(max(0.0, low - 5), min(100.0, high + 3))
         ax[0, 0].set_ylabel(f"{self.w['val_acc']} (%)")
@@ -143,17 +185,33 @@ class Plotter:
         return self._save(fig, f"{result.name}-lr", f"{self.w['lr']} × {self.w.factor(x)}: {result.name}")
 
     def learning_curves(self, result: StudyResult) -> FigureFile | None:
-        rows = [{"config": self.w.point({**t.point, **t.nuisance}), "trial": t.number, **h}
-                for t in result.trials if t.state == "COMPLETE" for h in t.history]
+        rows = [
+            {"config": self.w.point({**t.point, **t.nuisance}), "trial": t.number, **h}
+            for t in result.trials
+            if t.state == "COMPLETE"
+            for h in t.history
+        ]
         if not rows:
             return None
         frame = pd.DataFrame(rows)
         frame["val_accuracy"] *= 100
         fig, axes = self._figure(10, 4.0, 1, 2)
-        for ax, column, label in ((axes[0, 0], "val_accuracy", f"{self.w['val_acc']} (%)"),
-                                  (axes[0, 1], "val_loss", self.w["val_loss"])):
-            sns.lineplot(data=frame, x="epoch", y=column, hue="config", units="trial", estimator=None,
-                         ax=ax, legend=ax is axes[0, 1], linewidth=1, alpha=0.8)
+        for ax, column, label in (
+            (axes[0, 0], "val_accuracy", f"{self.w['val_acc']} (%)"),
+            (axes[0, 1], "val_loss", self.w["val_loss"]),
+        ):
+            sns.lineplot(
+                data=frame,
+                x="epoch",
+                y=column,
+                hue="config",
+                units="trial",
+                estimator=None,
+                ax=ax,
+                legend=ax is axes[0, 1],
+                linewidth=1,
+                alpha=0.8,
+            )
             ax.set_xlabel(self.w["epoch"])
             ax.set_ylabel(label)
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -172,15 +230,23 @@ class Plotter:
             interval = e.relative_interval
             if e.relative is None:
                 continue  # the baseline scored 0: there is no relative change to draw
-            xerr = None if interval is None else [[100 * (e.relative - interval[0])], [100 * (interval[1] - e.relative)]]
+            xerr = (
+                None if interval is None else [[100 * (e.relative - interval[0])], [100 * (interval[1] - e.relative)]]
+            )
             ax.barh(y, 100 * e.relative, xerr=xerr, capsize=4, color=VERDICT_COLORS[e.comparison.verdict])
         ax.set_yticks(range(len(effects)), [self.w.ablation(e.name) for e in effects])
         ax.axvline(0, color="black", linewidth=0.8)
         ax.set_xlabel(f"{self.w['rel_change']} (%)")
         ax.invert_yaxis()
         from matplotlib.patches import Patch
-        ax.legend([Patch(color=c) for c in VERDICT_COLORS.values()], [self.w.verdict(v) for v in VERDICT_COLORS],
-                  fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1))
+
+        ax.legend(
+            [Patch(color=c) for c in VERDICT_COLORS.values()],
+            [self.w.verdict(v) for v in VERDICT_COLORS],
+            fontsize="small",
+            loc="upper left",
+            bbox_to_anchor=(1.01, 1),
+        )
         ax.set_title(name)
         note = self.w["ablation_ci"].format(level=self.w.level(effects[0].comparison.level), k=len(effects))
         return self._save(fig, f"{name}-ablations", f"{self.w['ablations']}: {name}. {note}")
@@ -189,8 +255,9 @@ class Plotter:
     def confusion(self, cm: np.ndarray, class_names: list[str], name: str) -> FigureFile:
         labels = [self.w.class_name(c) for c in class_names]
         fig, ax = self._figure(5.2, 4.4)
-        sns.heatmap(cm, annot=True, fmt="d", cmap="Blues", xticklabels=labels, yticklabels=labels, ax=ax[0, 0],
-                    cbar=False)
+        sns.heatmap(
+            cm, annot=True, fmt="d", cmap="Blues", xticklabels=labels, yticklabels=labels, ax=ax[0, 0], cbar=False
+        )
         ax[0, 0].set_xlabel(self.w["predicted"])
         ax[0, 0].set_ylabel(self.w["true"])
         return self._save(fig, f"{name}-confusion", f"{self.w['best_model']}: {name}")
@@ -199,8 +266,16 @@ class Plotter:
     def attention_head(self, tokens: list[str], weights: np.ndarray, layer: int, head: int) -> FigureFile:
         size = max(4.0, 0.28 * len(tokens) + 1.5)
         fig, ax = self._figure(size + 1, size)
-        sns.heatmap(weights, xticklabels=tokens, yticklabels=tokens, cmap="viridis", square=True, ax=ax[0, 0],
-                    vmin=0, cbar_kws={"shrink": 0.6})
+        sns.heatmap(
+            weights,
+            xticklabels=tokens,
+            yticklabels=tokens,
+            cmap="viridis",
+            square=True,
+            ax=ax[0, 0],
+            vmin=0,
+            cbar_kws={"shrink": 0.6},
+        )
         ax[0, 0].set_xlabel(self.w["key"])
         ax[0, 0].set_ylabel(self.w["query"])
         ax[0, 0].set_title(f"{self.w['layer']} {layer + 1} / {self.w['head']} {head + 1}")
@@ -212,8 +287,16 @@ class Plotter:
         for layer in range(layers):
             for head in range(heads):
                 ax = axes[layer, head]
-                sns.heatmap(weights[layer][head], cmap="viridis", vmin=0, cbar=False, square=True, ax=ax,
-                            xticklabels=False, yticklabels=False)
+                sns.heatmap(
+                    weights[layer][head],
+                    cmap="viridis",
+                    vmin=0,
+                    cbar=False,
+                    square=True,
+                    ax=ax,
+                    xticklabels=False,
+                    yticklabels=False,
+                )
                 ax.set_title(f"{self.w['layer']} {layer + 1} / {self.w['head']} {head + 1}", fontsize="small")
         return self._save(fig, "attention-grid", f"{self.w['layer']} × {self.w['head']}")
 
@@ -222,8 +305,10 @@ class Plotter:
         head is, not the (often tiny) differences between heads."""
         fig, axes = self._figure(4.2 * 2, 1.2 * entropy.shape[0] + 1.8, 1, 2)
         ticks = dict(xticklabels=range(1, entropy.shape[1] + 1), yticklabels=range(1, entropy.shape[0] + 1))
-        for ax, values, title, top in ((axes[0, 0], entropy, self.w["entropy"], uniform_entropy),
-                                       (axes[0, 1], distance, self.w["distance"], None)):
+        for ax, values, title, top in (
+            (axes[0, 0], entropy, self.w["entropy"], uniform_entropy),
+            (axes[0, 1], distance, self.w["distance"], None),
+        ):
             sns.heatmap(values, annot=True, fmt=".2f", cmap="mako_r", ax=ax, cbar=False, vmin=0, vmax=top, **ticks)
             ax.set_xlabel(self.w["head"])
             ax.set_ylabel(self.w["layer"])

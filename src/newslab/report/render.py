@@ -10,7 +10,6 @@ import html
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Union
 
 from .plots import FigureFile
 
@@ -42,7 +41,7 @@ class Code:
     text: str
 
 
-Block = Union[Para, Bullets, Table, Image, Code]
+Block = Para | Bullets | Table | Image | Code
 
 
 @dataclass
@@ -51,7 +50,7 @@ class Section:
     title: str
     blocks: list[Block] = field(default_factory=list)
 
-    def add(self, *blocks: Block | None) -> "Section":
+    def add(self, *blocks: Block | None) -> Section:
         self.blocks += [b for b in blocks if b is not None]
         return self
 
@@ -123,8 +122,10 @@ def _html_block(block: Block) -> str:
         return f"<pre><code>{esc(block.text)}</code></pre>"
     if isinstance(block, Image):
         caption = esc(block.figure.caption)
-        return (f'<figure><img src="{_data_uri(block.figure.png)}" alt="{caption}">'
-                f"<figcaption>{caption}</figcaption></figure>")
+        return (
+            f'<figure><img src="{_data_uri(block.figure.png)}" alt="{caption}">'
+            f"<figcaption>{caption}</figcaption></figure>"
+        )
     head = "".join(f"<th>{esc(str(h))}</th>" for h in block.headers)
     body = "".join("<tr>" + "".join(f"<td>{esc(str(c))}</td>" for c in row) + "</tr>" for row in block.rows)
     caption = f'<p class="caption">{esc(block.caption)}</p>' if block.caption else ""
@@ -133,17 +134,23 @@ def _html_block(block: Block) -> str:
 
 def section_html(section: Section) -> str:
     """One section as an HTML fragment (for the report, and for display in a notebook)."""
-    return (f'<section id="{section.key}"><h2>{html.escape(section.title)}</h2>'
-            + "\n".join(_html_block(b) for b in section.blocks) + "</section>")
+    return (
+        f'<section id="{section.key}"><h2>{html.escape(section.title)}</h2>'
+        + "\n".join(_html_block(b) for b in section.blocks)
+        + "</section>"
+    )
 
 
 def to_html(doc: Document) -> str:
     lang = "zh-CN" if doc.lang == "zh" else "en"
     nav = "".join(f'<li><a href="#{s.key}">{html.escape(s.title)}</a></li>' for s in doc.sections)
     subtitle = f"<p>{html.escape(doc.subtitle)}</p>" if doc.subtitle else ""
-    return (f'<!DOCTYPE html>\n<html lang="{lang}"><head><meta charset="utf-8">'
-            f'<meta name="viewport" content="width=device-width, initial-scale=1">'
-            f'<link rel="icon" href="data:,">'  # no favicon request: the page fetches nothing
-            f"<title>{html.escape(doc.title)}</title><style>{CSS}</style></head><body>"
-            f"<h1>{html.escape(doc.title)}</h1>{subtitle}<nav><ol>{nav}</ol></nav>\n"
-            + "\n".join(section_html(s) for s in doc.sections) + "</body></html>\n")
+    return (
+        f'<!DOCTYPE html>\n<html lang="{lang}"><head><meta charset="utf-8">'
+        f'<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f'<link rel="icon" href="data:,">'  # no favicon request: the page fetches nothing
+        f"<title>{html.escape(doc.title)}</title><style>{CSS}</style></head><body>"
+        f"<h1>{html.escape(doc.title)}</h1>{subtitle}<nav><ol>{nav}</ol></nav>\n"
+        + "\n".join(section_html(s) for s in doc.sections)
+        + "</body></html>\n"
+    )

@@ -1,14 +1,25 @@
 """The report's sections, each built from a ReportContext (the studies, the words of one
-language, the figure maker). Each can be built alone, as the notebook does step by step."""
+language, the figure maker). Each can be built alone, as the notebook does step by step.
+
+SECTIONS lists the report's sections in reading order; the report builds exactly these. A new
+section is one function `(ReportContext) -> Section` and one entry in SECTIONS.
+"""
 
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+import json
+import os
+import platform
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from importlib import metadata
 from pathlib import Path
 
-from ..config import NewslabError
-from ..results import StudyResult
+from ..errors import NewslabError
+from ..runs import RunFolder
+from ..study import StudyResult
 from . import effects as fx
 from . import tables
 from .attention import AttentionAnalysis, analyse_run
@@ -16,7 +27,9 @@ from .bestmodel import BestRun, best_run
 from .conclusions import Claim, conclusions
 from .i18n import Words
 from .plots import Plotter
-from .render import Bullets, Image, Para, Section
+from .render import Bullets, Code, Image, Para, Section
+
+PACKAGES = ("newslab", "torch", "tokenizers", "numpy", "optuna", "pandas", "scipy", "matplotlib", "seaborn")
 
 
 @dataclass
@@ -24,6 +37,8 @@ class ReportContext:
     results: list[StudyResult]
     plotter: Plotter
     data_dir: str | None = None
+    commands: list[str] = field(default_factory=list)  # the setup section's "reproduce" commands
+    baseline: Path | None = None  # a baseline run folder the setup section describes
 
     @property
     def w(self) -> Words:
@@ -61,13 +76,92 @@ class ReportContext:
         return conclusions(self.results, self.labels, self.lang)
 
 
-def context(results: list[StudyResult], report_dir: str | Path, lang: str = "en", data_dir: str | Path | None = None,
-            attention: AttentionAnalysis | None = None) -> ReportContext:
+def context(
+    results: list[StudyResult],
+    report_dir: str | Path,
+    lang: str = "en",
+    data_dir: str | Path | None = None,
+    attention: AttentionAnalysis | None = None,
+    baseline: str | Path | None = None,
+) -> ReportContext:
     """Everything the sections share; `attention` takes an analysis already made (newslab manual's step 4)."""
-    ctx = ReportContext(results, Plotter(Path(report_dir) / "figures", lang), str(data_dir) if data_dir else None)
+    ctx = ReportContext(
+        results,
+        Plotter(Path(report_dir) / "figures", lang),
+        str(data_dir) if data_dir else None,
+        baseline=Path(baseline) if baseline else None,
+    )
     if attention is not None:
         ctx.__dict__["attention"] = attention  # fills the cached_property
     return ctx
+
+
+def environment() -> dict[str, str]:
+    """This machine and the versions of what the results depend on."""
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    if Path("/proc/cpuinfo").is_file():
+        names = [
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ]
+        cpu = names[0] if names else cpu
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    info = {
+        "platform": platform.platform(),
+        "cpu": f"{cpu} ({cores} cores available)",
+        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none",
+        "python": sys.version.split()[0],
+    }
+    for package in PACKAGES:
+        try:
+            info[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            info[package] = "not installed"
+    return info
+
+
+def _baseline_line(folder: RunFolder, w: Words) -> str:
+    final, config = folder.final(), folder.config()
+    settings = w.point({k: config[k] for k in ("embed_dim", "num_heads", "lr", "epochs")})
+    return (
+        f"{w['baseline_run']}: {settings}; {w['val_acc']} {w.pct(final.get('best_val_accuracy'))}, "
+        f"{w['test_acc']} {w.pct(final.get('test_accuracy'))} ({final.get('status')}, {folder.path})"
+    )
+
+
+def setup_section(ctx: ReportContext) -> Section:
+    w = ctx.w
+    section = Section("setup", w["setup"])
+    studies = [
+        f"{r.name}: {w.counts(r.counts())}; {w['seeds']} {r.spec.seed_list}; "
+        f"{w['fixed']} {json.dumps(r.spec.fixed, sort_keys=True)}"
+        for r in ctx.results
+    ]
+    section.add(Para(w["studies"]), Bullets(studies))
+    baseline = RunFolder(ctx.baseline) if ctx.baseline is not None else None
+    if baseline is not None and baseline.final_file.is_file():
+        section.add(Para(_baseline_line(baseline, w)))
+    best = ctx.best
+    dataset = None if isinstance(best, str) else best.dataset
+    if dataset is not None:
+        rows = ", ".join(f"{k} {v}" for k, v in dataset.info["rows"].items())
+        section.add(
+            Para(f"{w['data']}: {dataset.info['data_dir']} ({rows})"),
+            tables.data_table(dataset.info, w),
+            Para(f"{w['tokenizer']}: {json.dumps(dataset.info['tokenizer'], sort_keys=True)}"),
+        )
+    else:
+        section.add(Para(f"{w['data']}: {w['unavailable']} ({best if isinstance(best, str) else best.data_error})"))
+    machine = environment()
+    trained = None if isinstance(best, str) else RunFolder(best.run_dir)
+    if trained is not None and trained.final_file.is_file():
+        final = trained.final()
+        machine["trained on"] = f"{final.get('device')} (torch {final.get('torch')})"
+    section.add(Para(w["hardware"]), Bullets([f"{k}: {v}" for k, v in machine.items()]))
+    return section.add(Para(w["reproduce"]), Code("\n".join(ctx.commands)))
 
 
 def results_section(ctx: ReportContext) -> Section:
@@ -84,19 +178,25 @@ def results_section(ctx: ReportContext) -> Section:
 
 
 def impact_section(ctx: ReportContext) -> Section:
-    w, draw = ctx.w, ctx.plotter.draw
+    w, plotter = ctx.w, ctx.plotter
+    draw = plotter.draw
     section = Section("impact", w["impact"]).add(Para(w["impact_intro"]))
     grids = [r for r in ctx.results if r.points() and not fx.is_ablation_study(r)]
     if not grids:
         return section.add(Para(w["no_grid_study"]))
     for result in grids:
-        for figure in (draw("hyperparameters", result), draw("lr_bars", result), draw("learning_curves", result)):
+        for figure in (
+            draw(plotter.hyperparameters, result),
+            draw(plotter.lr_bars, result),
+            draw(plotter.learning_curves, result),
+        ):
             section.add(Image(figure) if figure else None)
     return section
 
 
 def ablation_section(ctx: ReportContext) -> Section:
-    w, draw = ctx.w, ctx.plotter.draw
+    w, plotter = ctx.w, ctx.plotter
+    draw = plotter.draw
     section = Section("ablations", w["ablations"])
     studies = [r for r in ctx.results if fx.is_ablation_study(r)]
     if not studies:
@@ -109,15 +209,16 @@ def ablation_section(ctx: ReportContext) -> Section:
             continue
         if not ablations.effects:
             section.add(Para(f"{w['no_completed_variant']}: {result.name} ({w.counts(result.counts())})."))
-        figure = draw("ablations", result.name, ablations.effects)
-        curves = draw("learning_curves", result)
-        section.add(tables.ablation_table(ablations, w), Image(figure) if figure else None,
-                    Image(curves) if curves else None)
+        figure = draw(plotter.ablations, result.name, ablations.effects)
+        curves = draw(plotter.learning_curves, result)
+        section.add(
+            tables.ablation_table(ablations, w), Image(figure) if figure else None, Image(curves) if curves else None
+        )
     return section
 
 
 def best_model_section(ctx: ReportContext) -> Section:
-    w = ctx.w
+    w, plotter = ctx.w, ctx.plotter
     section = Section("best-model", w["best_model"])
     best = ctx.best
     if isinstance(best, str):
@@ -125,8 +226,9 @@ def best_model_section(ctx: ReportContext) -> Section:
     config = w.point({**best.summary.point, **best.summary.nuisance})
     section.add(Para(f"{w['best_intro']} {best.study}: {config}, seed {best.trial.seed}, {best.run_dir}"))
     cm = best.confusion().numpy()
-    section.add(Image(ctx.plotter.draw("confusion", cm, best.class_names, best.study)),
-                tables.per_class_table(best, w))
+    section.add(
+        Image(plotter.draw(plotter.confusion, cm, best.class_names, best.study)), tables.per_class_table(best, w)
+    )
     examples = tables.misclassified_table(best, w)
     if examples is not None:
         examples.caption = w["misclassified"]
@@ -134,24 +236,45 @@ def best_model_section(ctx: ReportContext) -> Section:
 
 
 def attention_section(ctx: ReportContext) -> Section:
-    w, draw = ctx.w, ctx.plotter.draw
+    w, plotter = ctx.w, ctx.plotter
+    draw = plotter.draw
     section = Section("attention", w["attention"])
     analysis = ctx.attention
     if isinstance(analysis, str):
         return section.add(Para(f"{w['unavailable']}: {analysis}."))
     sample = analysis.sample
     names = analysis.class_names
-    section.add(Para(w["attention_intro"]), Para(
-        f"{w['sample']} #{sample.index}: \u201c{sample.text}\u201d ({w['true']}: {w.class_name(names[sample.label])}, "
-        f"{w['predicted']}: {w.class_name(names[sample.predicted])})"))
-    section.add(Image(draw("attention_head", sample.tokens, sample.weights[0][0].numpy(), 0, 0)),
-                Image(draw("attention_grid", sample.tokens, [lw.numpy() for lw in sample.weights])))
+    section.add(
+        Para(w["attention_intro"]),
+        Para(
+            f"{w['sample']} #{sample.index}: \u201c{sample.text}\u201d ({w['true']}: {w.class_name(names[sample.label])}, "
+            f"{w['predicted']}: {w.class_name(names[sample.predicted])})"
+        ),
+    )
+    section.add(
+        Image(draw(plotter.attention_head, sample.tokens, sample.weights[0][0].numpy(), 0, 0)),
+        Image(draw(plotter.attention_grid, sample.tokens, [lw.numpy() for lw in sample.weights])),
+    )
     heads = analysis.heads
-    section.add(Para(w["heads_intro"].format(n=heads.samples, u=heads.uniform_entropy)),
-                Image(draw("head_summary", heads.entropy.numpy(), heads.distance.numpy(), heads.uniform_entropy)),
-                tables.head_table(heads, w))
+    section.add(
+        Para(w["heads_intro"].format(n=heads.samples, u=heads.uniform_entropy)),
+        Image(draw(plotter.head_summary, heads.entropy.numpy(), heads.distance.numpy(), heads.uniform_entropy)),
+        tables.head_table(heads, w),
+    )
     return section
 
 
 def conclusions_section(ctx: ReportContext) -> Section:
     return Section("conclusions", ctx.w["conclusions"]).add(Bullets([c.text for c in ctx.claims]))
+
+
+# The report's sections in reading order: build.write_report builds each of these, and only these.
+SECTIONS: list[Callable[[ReportContext], Section]] = [
+    setup_section,
+    results_section,
+    impact_section,
+    ablation_section,
+    best_model_section,
+    attention_section,
+    conclusions_section,
+]

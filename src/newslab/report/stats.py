@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import math
 import statistics
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 from scipy import stats as sps
@@ -52,7 +52,10 @@ def mean_interval(values: Sequence[float], level: float = LEVEL) -> Interval | N
 def t_errorbar(values: Sequence[float]) -> tuple[float, float]:
     """(low, high) of the t interval, for seaborn's `errorbar=`; collapses to the value for n = 1."""
     iv = mean_interval(values)
-    return (iv.low, iv.high) if iv.low is not None else (iv.mean, iv.mean)
+    assert iv is not None, "t_errorbar needs at least one value"  # seaborn never asks for an empty group
+    if iv.low is None or iv.high is None:
+        return iv.mean, iv.mean
+    return iv.low, iv.high
 
 
 @dataclass(frozen=True)
@@ -72,7 +75,7 @@ class TestResult:
     def significant(self) -> bool:
         return self.p_used < ALPHA
 
-    def adjusted(self, p_adjusted: float) -> "TestResult":
+    def adjusted(self, p_adjusted: float) -> TestResult:
         return TestResult(self.name, self.diff, self.p, self.low, self.high, p_adjusted)
 
 
@@ -85,7 +88,7 @@ def welch(a: Sequence[float], b: Sequence[float], level: float = LEVEL) -> TestR
     if se2 <= 0:  # identical values within both groups: the noise cannot be estimated
         return None
     se = math.sqrt(se2)
-    df = se2 ** 2 / ((va / len(a)) ** 2 / (len(a) - 1) + (vb / len(b)) ** 2 / (len(b) - 1))
+    df = se2**2 / ((va / len(a)) ** 2 / (len(a) - 1) + (vb / len(b)) ** 2 / (len(b) - 1))
     diff = statistics.fmean(a) - statistics.fmean(b)
     p = 2 * sps.t.sf(abs(diff) / se, df)
     half = sps.t.ppf(0.5 + level / 2, df) * se
@@ -101,8 +104,9 @@ def mcnemar(correct_a: Sequence[bool], correct_b: Sequence[bool]) -> TestResult:
     return TestResult("mcnemar", (only_a - only_b) / len(a), p)
 
 
-def paired_bootstrap(score_a: Sequence[float], score_b: Sequence[float], resamples: int = 4000,
-                     level: float = LEVEL, seed: int = 0) -> TestResult:
+def paired_bootstrap(
+    score_a: Sequence[float], score_b: Sequence[float], resamples: int = 4000, level: float = LEVEL, seed: int = 0
+) -> TestResult:
     """Paired bootstrap over examples of mean(score_a - score_b); two-sided p from the resamples.
 
     Scores are per-example correctness averaged over a configuration's seeds, so the test
@@ -121,8 +125,9 @@ def paired_bootstrap(score_a: Sequence[float], score_b: Sequence[float], resampl
     return TestResult("bootstrap", diff, float(p), float(low), float(high))
 
 
-def paired_test(predictions_a: list[list[int]], predictions_b: list[list[int]],
-                labels: Sequence[int] | None, level: float = LEVEL) -> TestResult | None:
+def paired_test(
+    predictions_a: list[list[int]], predictions_b: list[list[int]], labels: Sequence[int] | None, level: float = LEVEL
+) -> TestResult | None:
     """Compare two configurations on the test rows: McNemar when each has one run, else a
     paired bootstrap of seed-averaged correctness. None when predictions or labels are missing."""
     if labels is None or not predictions_a or not predictions_b:

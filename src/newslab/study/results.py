@@ -12,11 +12,12 @@ import json
 import math
 import statistics
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
-from .config import NewslabError
-from .study import StudySpec, _load, _states, point_key
+from ..errors import NewslabError
+from .spec import StudySpec, point_key
+from .storage import load_study, trial_states
 
 
 @dataclass
@@ -69,7 +70,7 @@ class Summary:
 
     @property
     def val_accuracies(self) -> list[float]:
-        return [t.val_accuracy for t in self.trials]
+        return [t.val_accuracy for t in self.trials if t.val_accuracy is not None]
 
     @property
     def test_accuracies(self) -> list[float]:
@@ -77,7 +78,7 @@ class Summary:
 
     @property
     def val_mean(self) -> float:
-        return _mean(self.val_accuracies)
+        return statistics.fmean(self.val_accuracies)  # a Summary holds at least one completed trial
 
     @property
     def val_std(self) -> float | None:
@@ -92,12 +93,19 @@ class Summary:
         return _std(self.test_accuracies)
 
     def row(self) -> dict[str, Any]:
-        epochs = [t.best_epoch for t in self.trials]
-        return {**self.point, **self.nuisance, "n": self.n, "val_acc_mean": self.val_mean,
-                "val_acc_std": self.val_std, "test_acc_mean": self.test_mean, "test_acc_std": self.test_std,
-                "best_epoch": statistics.median(epochs) if epochs else None,
-                "params": self.trials[0].params.get("total") if self.trials else None,
-                "time_s": _mean([t.wall_time_s for t in self.trials if t.wall_time_s is not None])}
+        epochs = [t.best_epoch for t in self.trials if t.best_epoch is not None]
+        return {
+            **self.point,
+            **self.nuisance,
+            "n": self.n,
+            "val_acc_mean": self.val_mean,
+            "val_acc_std": self.val_std,
+            "test_acc_mean": self.test_mean,
+            "test_acc_std": self.test_std,
+            "best_epoch": statistics.median(epochs) if epochs else None,
+            "params": self.trials[0].params.get("total") if self.trials else None,
+            "time_s": _mean([t.wall_time_s for t in self.trials if t.wall_time_s is not None]),
+        }
 
 
 @dataclass
@@ -108,8 +116,13 @@ class StudyResult:
     created: float | None = None
 
     def counts(self) -> dict[str, int]:
-        keys = {"COMPLETE": "complete", "RUNNING": "running", "FAIL": "failed", "WAITING": "waiting",
-                "PRUNED": "failed"}
+        keys = {
+            "COMPLETE": "complete",
+            "RUNNING": "running",
+            "FAIL": "failed",
+            "WAITING": "waiting",
+            "PRUNED": "failed",
+        }
         counts = {"complete": 0, "running": 0, "failed": 0, "waiting": 0}
         for t in self.trials:
             counts[keys[t.state]] += 1
@@ -145,20 +158,33 @@ class StudyResult:
 
 
 def study_results(name: str, storage) -> StudyResult:
-    study = _load(name, storage)
+    study = load_study(name, storage)
     spec = StudySpec(**study.user_attrs["spec"])
+    complete = trial_states().COMPLETE
     records = []
     for t in study.get_trials(deepcopy=False):
         a = t.user_attrs
         if "key" not in a:
             continue
-        records.append(TrialRecord(
-            number=t.number, state=t.state.name, point=a["point"], nuisance=a["nuisance"], seed=a["seed"],
-            val_accuracy=t.value if t.state == _states().COMPLETE else None,
-            test_accuracy=a.get("test_accuracy"), test_macro_f1=a.get("test_macro_f1"),
-            best_epoch=a.get("best_epoch"), params=a.get("params") or {}, wall_time_s=a.get("wall_time_s"),
-            history=a.get("history") or [], run_dir=a.get("run_dir"), fail_reason=a.get("fail_reason"),
-            test_predictions=a.get("test_predictions")))
+        records.append(
+            TrialRecord(
+                number=t.number,
+                state=t.state.name,
+                point=a["point"],
+                nuisance=a["nuisance"],
+                seed=a["seed"],
+                val_accuracy=t.value if t.state == complete else None,
+                test_accuracy=a.get("test_accuracy"),
+                test_macro_f1=a.get("test_macro_f1"),
+                best_epoch=a.get("best_epoch"),
+                params=a.get("params") or {},
+                wall_time_s=a.get("wall_time_s"),
+                history=a.get("history") or [],
+                run_dir=a.get("run_dir"),
+                fail_reason=a.get("fail_reason"),
+                test_predictions=a.get("test_predictions"),
+            )
+        )
     return StudyResult(name, spec, records, study.user_attrs.get("created"))
 
 
@@ -170,9 +196,15 @@ def status_line(result: StudyResult, now: float | None = None) -> str:
     done_times = [t.wall_time_s for t in result.trials if t.state == "COMPLETE" and t.wall_time_s]
     parallel = max(1, c["running"])
     left = c["waiting"] + c["running"]
-    eta = f"{_mean(done_times) * left / parallel / 60:.1f} min" if done_times and left else ("0 min" if not left else "unknown")
-    return (f"{result.name}: {c['complete']}/{total} complete, {c['running']} running, {c['failed']} failed, "
-            f"{c['waiting']} waiting | elapsed {elapsed / 60:.1f} min | left ~{eta}")
+    eta = (
+        f"{statistics.fmean(done_times) * left / parallel / 60:.1f} min"
+        if done_times and left
+        else ("0 min" if not left else "unknown")
+    )
+    return (
+        f"{result.name}: {c['complete']}/{total} complete, {c['running']} running, {c['failed']} failed, "
+        f"{c['waiting']} waiting | elapsed {elapsed / 60:.1f} min | left ~{eta}"
+    )
 
 
 # ------------------------------------------------------------------------ formatting
@@ -187,8 +219,9 @@ def _cell(value: Any) -> str:
 def format_results(result: StudyResult, fmt: str = "table") -> str:
     rows = result.rows()
     if fmt == "json":
-        return json.dumps({"study": result.name, "counts": result.counts(), "rows": rows,
-                           "spec": result.spec.to_dict()}, indent=2)
+        return json.dumps(
+            {"study": result.name, "counts": result.counts(), "rows": rows, "spec": result.spec.to_dict()}, indent=2
+        )
     if not rows:
         return f"{result.name}: no completed trials yet ({result.counts()})"
     if fmt == "csv":
@@ -200,11 +233,20 @@ def format_results(result: StudyResult, fmt: str = "table") -> str:
     first = result.points()[0]
     params = [*first.point, *first.nuisance]
     headers = [*params, "val acc (mean ± std)", "n", "test acc", "best epoch", "params", "time (s)"]
-    table = [[*(_cell(r[p]) for p in params),
-              f"{100 * r['val_acc_mean']:.2f} ± {100 * r['val_acc_std']:.2f}" if r["val_acc_std"] is not None
-              else f"{100 * r['val_acc_mean']:.2f}", str(r["n"]),
-              f"{100 * r['test_acc_mean']:.2f}" if r["test_acc_mean"] is not None else "-",
-              _cell(r["best_epoch"]), _cell(r["params"]), _cell(round(r["time_s"] or 0))] for r in rows]
+    table = [
+        [
+            *(_cell(r[p]) for p in params),
+            f"{100 * r['val_acc_mean']:.2f} ± {100 * r['val_acc_std']:.2f}"
+            if r["val_acc_std"] is not None
+            else f"{100 * r['val_acc_mean']:.2f}",
+            str(r["n"]),
+            f"{100 * r['test_acc_mean']:.2f}" if r["test_acc_mean"] is not None else "-",
+            _cell(r["best_epoch"]),
+            _cell(r["params"]),
+            _cell(round(r["time_s"] or 0)),
+        ]
+        for r in rows
+    ]
     if fmt == "markdown":
         lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
         return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in table])

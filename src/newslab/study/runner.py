@@ -1,0 +1,280 @@
+"""Running a study: queueing its trials in Optuna storage, and workers that run each exactly once.
+
+Optuna's RDB storage is the only index of runs: the spec is enqueued as WAITING trials and
+workers claim them one by one with an atomic WAITING -> RUNNING transition, so N workers on one
+storage never run a trial twice (Optuna's GridSampler does, under concurrency). Heartbeats let
+a killed worker's trial be failed and retried; a study re-run retries failed trials up to
+`max_retries`. Each trial is one `train()` run in OUT_DIR/studies/<study>/trial-NNNN.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from ..errors import ConfigError, NewslabError
+from . import storage as store
+from .results import StudyResult, status_line, study_results
+from .spec import StudySpec
+
+
+# ------------------------------------------------------------------- creating a study
+def resolve_spec(spec: StudySpec, storage) -> StudySpec:
+    """Fill `fixed` from the base study's best configuration (ablation studies)."""
+    if spec.base_study is None:
+        return spec
+    base = study_results(spec.base_study, storage)
+    counts = base.counts()
+    if counts["complete"] == 0 or counts["waiting"] or counts["running"]:
+        raise NewslabError(
+            f"study {spec.name!r}: base study {spec.base_study!r} is not finished "
+            f"({counts}); run it first: newslab study run {spec.base_study}"
+        )
+    best = base.best()
+    own = set(spec.fixed) | set(spec.parameter_names("scientific")) | set(spec.parameter_names("nuisance"))
+    inherited = {k: v for k, v in {**base.spec.fixed, **best.point, **best.nuisance}.items() if k not in own}
+    resolved = StudySpec(**{**spec.to_dict(), "fixed": {**inherited, **spec.fixed}})
+    resolved.trials()  # validate the combined settings before anything runs
+    return resolved
+
+
+def prepare_study(spec: StudySpec, storage, out_dir: str | Path, new_name: str | None = None):
+    """Create the study (or load it if the same spec already ran) and queue its missing trials.
+
+    Refuses a changed spec under an existing name. Re-queues each failed point x seed up to
+    `max_retries` times; completed trials are never re-run. Returns (optuna study, trials queued).
+    """
+    if new_name:
+        spec = StudySpec(**{**spec.to_dict(), "name": new_name})
+    spec = resolve_spec(spec, storage)
+    plans = spec.trials()
+    study = store.create_study(
+        spec.name,
+        storage,
+        {
+            "spec": spec.to_dict(),
+            "spec_digest": spec.digest,
+            "out_dir": str(Path(out_dir).resolve()),
+            "created": time.time(),
+        },
+    )
+    if study is None:  # the name exists: resume it, if it is this very spec
+        study = store.load_study(spec.name, storage)
+        if study.user_attrs.get("spec_digest") != spec.digest:
+            raise NewslabError(
+                f"study {spec.name!r} already exists in {store.mask_url(storage.url)} with a different spec; "
+                f"use --new-name NAME to run this spec as a new study"
+            )
+    TrialState = store.trial_states()
+    by_key: dict[str | None, list] = {}
+    for trial in study.get_trials(deepcopy=False):
+        by_key.setdefault(trial.user_attrs.get("key"), []).append(trial.state)
+    queued = 0
+    for plan in plans:
+        states = by_key.get(plan.key, [])
+        if any(s in (TrialState.COMPLETE, TrialState.WAITING, TrialState.RUNNING) for s in states):
+            continue
+        if states.count(TrialState.FAIL) > spec.max_retries:
+            continue
+        params = {**plan.point, **plan.nuisance, "seed": plan.seed}
+        study.enqueue_trial(
+            params, user_attrs={"key": plan.key, "point": plan.point, "nuisance": plan.nuisance, "seed": plan.seed}
+        )
+        queued += 1
+    study.set_user_attr("ready", True)  # workers wait for this, so they never see half a queue
+    return study, queued
+
+
+# ----------------------------------------------------------------------------- workers
+class _Heartbeat:
+    """Records a trial's heartbeat every interval from a background thread."""
+
+    def __init__(self, study, trial_id: int):
+        self.study, self.trial_id, self.stop = study, trial_id, threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while True:
+            with contextlib.suppress(Exception):  # a missed beat is retried next interval; the trial goes on
+                store.record_heartbeat(self.study, self.trial_id)
+            if self.stop.wait(store.heartbeat_interval(self.study)):
+                return
+
+    def __enter__(self) -> None:
+        self.thread.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop.set()
+        self.thread.join()
+
+
+def _run_trial(study, trial_id: int, out_dir: Path, threads: int | None, log: Callable[[str], None]) -> None:
+    # imported per trial: torch loads only in processes that train, and tests may replace train
+    from ..runs import RunFolder
+    from ..train import train
+
+    TrialState = store.trial_states()
+    trial = store.running_trial(study, trial_id)
+    spec = StudySpec(**study.user_attrs["spec"])
+    attrs = trial.user_attrs
+    for name in {**attrs["point"], **attrs["nuisance"]}:  # Optuna params, so the dashboard can plot them
+        trial.suggest_categorical(name, spec.choices(name))
+    trial.suggest_categorical("seed", spec.seed_list)
+    config = spec.config(
+        attrs["point"],
+        attrs["nuisance"],
+        attrs["seed"],
+        out_dir=str(out_dir),
+        threads=threads or spec.fixed.get("threads"),
+    )
+    run_dir = out_dir / "studies" / study.study_name / f"trial-{trial.number:04d}"
+    trial.set_user_attr("run_dir", str(run_dir))
+    log(f"[{study.study_name}] trial {trial.number}: {attrs['key']} ...")
+    with _Heartbeat(study, trial_id):
+        try:
+            # the storage is the index: a folder left by an earlier incarnation of the study is replaced
+            result = train(
+                config,
+                run_dir=run_dir,
+                overwrite=True,
+                log=None,
+                progress=False,
+                on_epoch=lambda epoch, row: trial.report(row["val_accuracy"], epoch),
+            )
+        except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM: failed now, so the next `study run` re-queues it
+            trial.set_user_attr("fail_reason", str(exc) or "interrupted by the user (Ctrl-C)")
+            study.tell(trial, state=TrialState.FAIL)
+            raise
+        except Exception as exc:
+            trial.set_user_attr("fail_reason", f"{type(exc).__name__}: {exc}"[:500])
+            study.tell(trial, state=TrialState.FAIL)
+            log(f"[{study.study_name}] trial {trial.number} failed: {type(exc).__name__}: {exc}")
+            return
+    summary = {
+        "test_accuracy": result.test_accuracy,
+        "test_macro_f1": result.test_macro_f1,
+        "best_epoch": result.best_epoch,
+        "params": result.params,
+        "wall_time_s": result.wall_time_s,
+        "samples_per_s": result.samples_per_s,
+        "history": result.history,
+        "status": result.status,
+    }
+    for key, value in summary.items():
+        trial.set_user_attr(key, value)
+    if result.status != "completed":
+        trial.set_user_attr("fail_reason", result.reason)
+        study.tell(trial, state=TrialState.FAIL)
+        log(f"[{study.study_name}] trial {trial.number} failed: {result.reason}")
+        return
+    assert result.best_val_accuracy is not None and result.test_accuracy is not None  # a completed run has both
+    predictions = RunFolder(run_dir).predictions()
+    trial.set_user_attr("test_predictions", predictions["test"])  # per-example, for paired tests
+    study.tell(trial, result.best_val_accuracy)
+    log(
+        f"[{study.study_name}] trial {trial.number} done: val {100 * result.best_val_accuracy:.2f}% "
+        f"test {100 * result.test_accuracy:.2f}% ({result.wall_time_s:.0f} s)"
+    )
+
+
+def run_worker(
+    name: str,
+    storage,
+    out_dir: str | Path | None = None,
+    threads: int | None = None,
+    log: Callable[[str], None] = print,
+    poll_s: float = 2.0,
+) -> int:
+    """Take WAITING trials of a study until none is waiting or running; returns trials run here."""
+    study = store.load_study(name, storage)
+    while not study.user_attrs.get("ready"):  # the creator is still queueing trials
+        time.sleep(poll_s)
+        study = store.load_study(name, storage)
+    out = Path(out_dir) if out_dir else Path(study.user_attrs["out_dir"])
+    TrialState = store.trial_states()
+    done = 0
+    while True:
+        store.fail_stale_trials(study)  # a killed worker's trial: FAIL, then re-queued by the retry callback
+        trial_id = store.claim_trial(study)
+        if trial_id is not None:
+            _run_trial(study, trial_id, out, threads, log)
+            done += 1
+            continue
+        if not study.get_trials(deepcopy=False, states=(TrialState.RUNNING, TrialState.WAITING)):
+            return done
+        time.sleep(poll_s)  # others are running: wait, and take over their trials if they die
+
+
+def _cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def run_study(
+    spec: StudySpec,
+    *,
+    workers: int = 1,
+    storage_url: str | None = None,
+    out_dir: str | Path = "outputs",
+    new_name: str | None = None,
+    threads: int | None = None,
+    heartbeat_interval: int = 30,
+    log: Callable[[str], None] = print,
+) -> StudyResult:
+    """Create or resume a study and run it to the end with `workers` local worker processes.
+
+    Each worker gets cores // workers torch threads, so N workers never oversubscribe the CPU.
+    Returns the StudyResult read back from storage.
+    """
+    if workers < 1:
+        raise ConfigError(f"--workers must be >= 1, got {workers}")
+    spec.trials()  # a bad spec fails here, before any storage is touched
+    url = storage_url or store.default_storage(out_dir)
+    storage = store.open_storage(url, heartbeat_interval, max_retry=spec.max_retries)
+    study, queued = prepare_study(spec, storage, out_dir, new_name)
+    name = study.study_name
+    log(f"study {name}: {queued} trial(s) queued | storage {store.mask_url(url)}")
+    if workers == 1:
+        run_worker(name, storage, out_dir, threads, log)
+    else:
+        per_worker = threads or max(1, _cores() // workers)
+        command = [
+            sys.executable,
+            "-m",
+            "newslab",
+            "study",
+            "worker",
+            name,
+            "--storage",
+            url,
+            "--out-dir",
+            str(out_dir),
+            "--threads",
+            str(per_worker),
+            "--heartbeat",
+            str(heartbeat_interval),
+        ]
+        procs = [subprocess.Popen(command) for _ in range(workers)]
+        last = ""
+        try:
+            while any(p.poll() is None for p in procs):
+                line = status_line(study_results(name, storage))
+                if line != last:
+                    log(line)
+                    last = line
+                time.sleep(2)
+        except KeyboardInterrupt:  # SIGTERM reaches the workers as Terminated: each fails its trial and exits
+            for p in procs:
+                p.terminate()
+            raise
+        failed = [p.returncode for p in procs if p.returncode]
+        if failed:
+            raise NewslabError(f"study {name}: {len(failed)} worker process(es) exited with {failed}")
+    result = study_results(name, storage)
+    log(status_line(result))
+    return result

@@ -1,0 +1,203 @@
+"""Study specs: which settings are fixed, which vary (scientific, nuisance) and over which seeds.
+
+A spec names, in the tuning playbook's terms, `fixed` settings, `scientific` parameters (the
+grid), `nuisance` parameters (tuned per scientific point) and `seeds`. Every point x nuisance
+x seed is one trial; `StudySpec.config` turns one into the RunConfig it trains.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..config import (
+    ABLATIONS,
+    BASELINE,
+    RunConfig,
+    load_config_file,
+    settable_in_studies,
+)
+from ..errors import ConfigError
+
+SPEC_FIELDS = ("name", "fixed", "scientific", "nuisance", "seeds", "base_study", "max_retries")
+
+
+@dataclass
+class StudySpec:
+    """A study: the Cartesian product of scientific x nuisance values x seeds.
+
+    `scientific`/`nuisance` map a RunConfig field to its values; a key naming several fields
+    joined by commas ("embed_dim,num_heads") takes tuples that vary together. `base_study`
+    starts `fixed` from the best configuration (mean validation accuracy) of that finished study.
+    """
+
+    name: str
+    fixed: dict[str, Any] = field(default_factory=dict)
+    scientific: dict[str, list] = field(default_factory=dict)
+    nuisance: dict[str, list] = field(default_factory=dict)
+    seeds: int | list[int] = 3
+    base_study: str | None = None
+    max_retries: int = 2
+
+    def __post_init__(self) -> None:
+        where = f"study spec {self.name!r}"
+        if not isinstance(self.name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", self.name):
+            raise ConfigError(f"{where}: name must be letters, digits, '-', '_' or '.'")
+        if isinstance(self.seeds, bool) or not (
+            isinstance(self.seeds, int)
+            and self.seeds > 0
+            or isinstance(self.seeds, list)
+            and self.seeds
+            and all(isinstance(s, int) for s in self.seeds)
+        ):
+            raise ConfigError(f"{where}: seeds must be a positive count or a non-empty list of integers")
+        if not isinstance(self.max_retries, int) or self.max_retries < 0:
+            raise ConfigError(f"{where}: max_retries must be an integer >= 0")
+        for section in ("fixed", "scientific", "nuisance"):
+            if not isinstance(getattr(self, section), dict):
+                raise ConfigError(f"{where}: {section} must be a mapping")
+        known = {*settable_in_studies(), "ablation"}  # the seed comes from `seeds`, placement from the runner
+        seen: set[str] = set(self.fixed)
+        for name in set(self.fixed) - known:
+            raise ConfigError(f"{where}: fixed: unknown parameter {name!r}")
+        for section in ("scientific", "nuisance"):
+            for key, values in getattr(self, section).items():
+                names = key.split(",")
+                for name in names:
+                    if name not in known:
+                        raise ConfigError(f"{where}: {section}: unknown parameter {name!r}")
+                    if name in seen:
+                        raise ConfigError(f"{where}: {section}: {name!r} is set twice (fixed/scientific/nuisance)")
+                    seen.add(name)
+                if not isinstance(values, list) or not values:
+                    raise ConfigError(f"{where}: {section}.{key}: needs a non-empty list of values")
+                if len(names) > 1 and not all(isinstance(v, list) and len(v) == len(names) for v in values):
+                    raise ConfigError(f"{where}: {section}.{key}: each value must be a list of {len(names)}")
+        if not self.scientific and not self.nuisance:
+            raise ConfigError(f"{where}: empty grid (no scientific or nuisance parameters)")
+
+    @property
+    def seed_list(self) -> list[int]:
+        return list(range(self.seeds)) if isinstance(self.seeds, int) else list(self.seeds)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @property
+    def digest(self) -> str:
+        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
+
+    def choices(self, name: str) -> list:
+        """Every value a scientific or nuisance parameter takes in this spec."""
+        for key, values in {**self.scientific, **self.nuisance}.items():
+            names = key.split(",")
+            if name in names:
+                i = names.index(name)
+                return list(dict.fromkeys(v[i] if len(names) > 1 else v for v in values))
+        raise KeyError(name)
+
+    def parameter_names(self, section: str) -> list[str]:
+        return [n for key in getattr(self, section) for n in key.split(",")]
+
+    def config(self, point: dict, nuisance: dict, seed: int, **placement: Any) -> RunConfig:
+        """The RunConfig of one trial; `placement` adds where and how it runs (out_dir, threads)."""
+        values = {**self.fixed, **point, **nuisance, "seed": seed, **placement}
+        # a varied ablation overrides what the spec fixes or inherits (single_head over num_heads=8)
+        return RunConfig.create(values, source=f"study {self.name}", ablations_win=True)
+
+    def trials(self) -> list[TrialPlan]:
+        """Every point x nuisance x seed, each validated as a RunConfig before anything runs."""
+        plans = []
+        for point in _product(self.scientific):
+            for nuisance in _product(self.nuisance):
+                for seed in self.seed_list:
+                    try:
+                        self.config(point, nuisance, seed)
+                    except ConfigError as exc:
+                        raise ConfigError(f"study spec {self.name!r}: point {point_key(point)}: {exc}") from None
+                    plans.append(TrialPlan(point, nuisance, seed))
+        return plans
+
+
+@dataclass(frozen=True)
+class TrialPlan:
+    point: dict
+    nuisance: dict
+    seed: int
+
+    @property
+    def key(self) -> str:
+        return f"{point_key(self.point)} | {point_key(self.nuisance)} | seed={self.seed}"
+
+
+def _product(grid: dict[str, list]) -> list[dict]:
+    axes = []
+    for key, values in grid.items():
+        names = key.split(",")
+        axes.append([dict(zip(names, v if len(names) > 1 else [v])) for v in values])
+    return [{k: v for part in combo for k, v in part.items()} for combo in itertools.product(*axes)]
+
+
+def point_key(values: dict) -> str:
+    return ",".join(f"{k}={v}" for k, v in values.items()) or "-"
+
+
+# ---------------------------------------------------------------------------- presets
+def _seed_ablations(base: str, name: str, epochs: int, **extra: Any) -> dict:
+    # every registered ablation against the baseline, so a new ablation joins the presets by itself
+    return {
+        "name": name,
+        "base_study": base,
+        "fixed": {"epochs": epochs, **extra},
+        "scientific": {"ablation": [BASELINE, *ABLATIONS]},
+    }
+
+
+_QUICK = {"train_limit": 1200, "num_layers": 1, "max_len": 64, "vocab_size": 2000, "batch_size": 32}
+PRESETS: dict[str, dict] = {
+    "seed-grid": {
+        "name": "seed-grid",
+        "fixed": {"epochs": 3, "batch_size": 64},
+        "scientific": {"embed_dim,num_heads": [[64, 2], [128, 4], [256, 8]], "lr": [5e-4, 1e-3]},
+    },
+    "seed-ablations": {**_seed_ablations("seed-grid", "seed-ablations", 3), "nuisance": {"lr": [5e-4, 1e-3]}},
+    "quick-grid": {
+        "name": "quick-grid",
+        "fixed": {"epochs": 2, **_QUICK},
+        # tiny models on 1200 rows need a higher lr than the seed grid's to learn in 2 epochs
+        "scientific": {"embed_dim,num_heads": [[32, 2], [64, 4]], "lr": [3e-3, 1e-2]},
+    },
+    "quick-ablations": {
+        **_seed_ablations("quick-grid", "quick-ablations", 2, **_QUICK),
+        "nuisance": {"lr": [3e-3, 1e-2]},
+    },
+}
+
+
+def load_spec(source: str | Path, seeds: int | None = None, name: str | None = None) -> StudySpec:
+    """A spec from a preset name or a YAML/JSON file; `seeds` and `name` override it."""
+    if str(source) in PRESETS:
+        values = json.loads(json.dumps(PRESETS[str(source)]))  # a deep copy: the preset stays as it is
+        where = f"preset {source}"
+    elif Path(source).is_file():
+        values = load_config_file(source)
+        where = str(source)
+        values.setdefault("name", Path(source).stem)
+    else:
+        raise ConfigError(f"{source}: neither a spec file nor a preset ({', '.join(PRESETS)})")
+    unknown = sorted(set(values) - set(SPEC_FIELDS))
+    if unknown:
+        raise ConfigError(f"{where}: unknown field(s) {', '.join(unknown)}; a spec has {', '.join(SPEC_FIELDS)}")
+    if seeds is not None:
+        values["seeds"] = seeds
+    if name is not None:
+        values["name"] = name
+    try:
+        return StudySpec(**values)
+    except TypeError as exc:
+        raise ConfigError(f"{where}: {exc}") from None

@@ -1,0 +1,77 @@
+"""Property-based tests over the sizes that shape a run: rows, batch size, bucketing pool, step counts."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from newslab.data import EncodedSplit, Split, batch_indices, collate
+from newslab.train import CHECK_EVERY, TrainingDiverged, train_epoch
+
+
+class WordIds:
+    """A tokenizer stand-in: one id per whitespace word (ids >= 2), enough to build splits."""
+
+    vocab_size = 1000
+
+    def encode_batch(self, texts: list[str]) -> list[list[int]]:
+        return [[2 + int(w[1:]) % 998 for w in t.split()] for t in texts]
+
+
+def split_of(lengths: list[int]) -> EncodedSplit:
+    texts = [" ".join(f"w{j}" for j in range(n)) for n in lengths]
+    return EncodedSplit.build(WordIds(), Split(texts, [i % 4 for i in range(len(lengths))]))
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    lengths=st.lists(st.integers(0, 40), min_size=1, max_size=300),
+    batch_size=st.integers(1, 70),
+    pool=st.integers(1, 8),
+    max_len=st.integers(1, 48),
+    seed=st.integers(0, 2**16),
+    train=st.booleans(),
+)
+def test_batches_cover_every_row_once(lengths, batch_size, pool, max_len, seed, train) -> None:
+    split = split_of(lengths)
+    generator = torch.Generator().manual_seed(seed) if train else None
+    batches = batch_indices(split, batch_size, max_len, generator, pool_batches=pool)
+    rows = torch.cat(batches).tolist()
+    assert sorted(rows) == list(range(len(lengths)))
+    assert all(1 <= len(b) <= batch_size for b in batches)
+    if not train:
+        assert len(batches) == math.ceil(len(lengths) / batch_size)
+    for index in batches[:3]:
+        batch = collate(split, index, max_len)
+        real = (~batch.pad_mask).sum(1)
+        assert torch.equal(real, split.lengths(max_len)[index])  # an empty text counts one [UNK]
+        assert batch.ids.size(1) == int(real.max()) <= max_len
+
+
+@settings(max_examples=40, deadline=None)
+@given(steps=st.integers(1, 4 * CHECK_EVERY + 1), bad_step=st.one_of(st.none(), st.integers(1, 4 * CHECK_EVERY + 1)))
+def test_the_finiteness_check_at_any_step_count(steps: int, bad_step: int | None) -> None:
+    """Epochs whose step count is a multiple of the check interval once crashed the loop."""
+    split = split_of([3] * steps)
+    calls = []
+
+    def step(ids, pad_mask, labels):
+        calls.append(1)
+        loss = float("nan") if len(calls) == bad_step else 0.5
+        return torch.tensor(loss), torch.tensor(1.0)
+
+    class Scheduler:
+        def step(self) -> None:
+            pass
+
+    batches = (collate(split, index, 8) for index in batch_indices(split, 1, 8))
+    if bad_step is not None and bad_step <= steps:
+        with pytest.raises(TrainingDiverged, match=f"step {bad_step}$"):
+            train_epoch(step, Scheduler(), batches, torch.device("cpu"), epoch=1)
+    else:
+        loss, norm, samples, tokens, _ = train_epoch(step, Scheduler(), batches, torch.device("cpu"), epoch=1)
+        assert (loss, norm, samples, tokens) == (0.5, 1.0, steps, 3 * steps)
