@@ -49,6 +49,24 @@ def make_data_dir(root: Path, n_train_per_class: int = 60, n_test_per_class: int
     return root
 
 
+def tiny_flags(data_dir: Path, out_dir: Path) -> list[str]:
+    """`newslab train` flags of a seconds-long run on a generated data folder."""
+    tiny = "--epochs 2 --batch-size 16 --lr 3e-3 --embed-dim 16 --num-heads 2 --num-layers 1 --vocab-size 200"
+    return [
+        *tiny.split(),
+        "--min-freq",
+        "1",
+        "--val-fraction",
+        "0.2",
+        "--data-dir",
+        str(data_dir),
+        "--out-dir",
+        str(out_dir),
+        "--threads",
+        "1",
+    ]
+
+
 @pytest.fixture
 def data_dir(tmp_path: Path) -> Path:
     return make_data_dir(tmp_path / "data")

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from conftest import tiny_flags
 from newslab import allocator
-from test_cli import run_cli, tiny_flags
+from test_cli import run_cli
 
 LIB = "libtcmalloc_minimal.so.4"
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import tiny_flags
 from newslab.cli import build_parser, config_from_args, main
 
 
@@ -19,35 +20,6 @@ def run_cli(*args: str, env: dict | None = None, timeout: int = 900) -> subproce
         env={**os.environ, **(env or {})},
         timeout=timeout,
     )
-
-
-def tiny_flags(data_dir: Path, out_dir: Path) -> list[str]:
-    return [
-        "--epochs",
-        "2",
-        "--batch-size",
-        "16",
-        "--lr",
-        "3e-3",
-        "--embed-dim",
-        "16",
-        "--num-heads",
-        "2",
-        "--num-layers",
-        "1",
-        "--vocab-size",
-        "200",
-        "--min-freq",
-        "1",
-        "--val-fraction",
-        "0.2",
-        "--data-dir",
-        str(data_dir),
-        "--out-dir",
-        str(out_dir),
-        "--threads",
-        "1",
-    ]
 
 
 @pytest.mark.parametrize(

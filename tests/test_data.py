@@ -1,6 +1,9 @@
 from __future__ import annotations
 
 import hashlib
+import json
+import os
+import time
 from pathlib import Path
 
 import pytest
@@ -154,6 +157,51 @@ def test_a_damaged_cache_is_reported_and_rebuilt(tiny_config: RunConfig, damage:
         assert torch.equal(getattr(first, name).ids, getattr(second, name).ids)
     load(tiny_config)
     assert capsys.readouterr().err == ""  # the rebuilt entry is trusted again
+
+
+class Exploit:
+    def __reduce__(self):
+        return (os.system, (f"touch {MARKER}",))
+
+
+MARKER = Path("/tmp/newslab-test-cache-pwned-marker")
+
+
+@pytest.mark.parametrize("forgery", ["pickle", "out_of_range"])
+def test_a_forged_cache_never_runs_code_nor_feeds_training(tiny_config: RunConfig, forgery: str, capsys) -> None:
+    """Whoever can write the cache can also recompute its checksums: the content itself must be safe."""
+    import pickle
+
+    from safetensors.torch import load_file, save
+
+    MARKER.unlink(missing_ok=True)
+    first = load(tiny_config)
+    manifest_path = Path(first.info["cache_file"])
+    tensors_path = manifest_path.with_suffix(".safetensors")
+    if forgery == "pickle":
+        tensors_path.write_bytes(pickle.dumps(Exploit()))
+    else:  # well-formed tensors whose labels name a class that does not exist
+        tensors = load_file(tensors_path)
+        tensors["train.labels"] = tensors["train.labels"] + 7
+        tensors_path.write_bytes(save(tensors))
+    manifest = json.loads(manifest_path.read_text())
+    manifest["sha256"]["tensors"] = hashlib.sha256(tensors_path.read_bytes()).hexdigest()
+    manifest_path.write_text(json.dumps(manifest))
+    second = load(tiny_config)
+    assert not MARKER.exists()
+    assert "is damaged" in capsys.readouterr().err
+    assert torch.equal(first.train.labels, second.train.labels)
+
+
+def test_a_killed_writers_temporary_files_are_cleared(tiny_config: RunConfig) -> None:
+    cache = data.cache_dir(tiny_config.execution.out_dir)
+    cache.mkdir(parents=True)
+    stale, fresh = cache / "dataset-x.safetensors.abc.tmp", cache / "dataset-y.json.def.tmp"
+    for path in (stale, fresh):
+        path.write_bytes(b"half")
+    os.utime(stale, (time.time() - 7200, time.time() - 7200))  # two hours old: its writer is gone
+    load(tiny_config)
+    assert not stale.exists() and fresh.exists()  # a write possibly still in progress is left alone
 
 
 # ----------------------------------------------------------------------- batching

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import load
+from conftest import load, tiny_flags
 from newslab.config import RunConfig
 from newslab.errors import ConfigError, NewslabError
 from newslab.runs import RunFolder, RunRecorder, evaluate_run, load_run, predict
@@ -80,26 +80,9 @@ def test_sigterm_mid_run_leaves_an_interrupted_consistent_folder(data_dir: Path,
         "-m",
         "newslab",
         "train",
+        *tiny_flags(data_dir, out),
         "--epochs",
         "200",
-        "--batch-size",
-        "16",
-        "--embed-dim",
-        "16",
-        "--num-heads",
-        "2",
-        "--num-layers",
-        "1",
-        "--vocab-size",
-        "200",
-        "--min-freq",
-        "1",
-        "--data-dir",
-        str(data_dir),
-        "--out-dir",
-        str(out),
-        "--threads",
-        "1",
         "--run-name",
         "term",
     ]

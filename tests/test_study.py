@@ -116,7 +116,7 @@ def test_bad_specs_fail_before_any_training(tmp_path: Path, spec: dict, message:
 
 
 def test_ablations_need_a_finished_base_study(tmp_path: Path, data_dir: Path) -> None:
-    storage = open_storage(f"sqlite:///{tmp_path}/s.db")
+    storage = open_storage(f"sqlite:///{tmp_path}/s.db", create=True)
     ablations = StudySpec(
         name="abl",
         base_study="grid",
@@ -221,7 +221,7 @@ def test_failed_trials_are_recorded_and_retried_up_to_the_limit(tmp_path: Path, 
 
 # ------------------------------------------------------------- concurrency and crashes
 def _run_concurrent_workers(url: str, spec: StudySpec, tmp_path: Path, workers: int) -> None:
-    storage = open_storage(url)
+    storage = open_storage(url, create=True)
     prepare_study(spec, storage, tmp_path)
     procs = [
         cli("study", "worker", spec.name, "--storage", url, "--out-dir", str(tmp_path), "--threads", "1")

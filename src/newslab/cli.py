@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn
@@ -15,10 +16,40 @@ from .runs import Terminated
 
 
 class Parser(argparse.ArgumentParser):
-    """argparse with one-line errors: the message names the flag; --help has the rest."""
+    """argparse with one-line errors: the message names the flag; --help has the rest. Every
+    (sub)command takes --debug, which shows the traceback of a failure instead of its one line."""
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.add_argument(
+            "--debug",
+            action="store_true",
+            default=argparse.SUPPRESS,
+            help="on a failure, show the traceback (also NEWSLAB_DEBUG=1)",
+        )
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def failure_line(exc: BaseException) -> str | None:
+    """The one line for an expected failure (bad input, a file or disk fault, memory); None for a bug,
+    which keeps its traceback."""
+    if isinstance(exc, NewslabError):
+        text = str(exc)
+    elif isinstance(exc, OSError):
+        where = f"{exc.filename}: " if exc.filename else ""
+        text = f"{where}{exc.strerror or exc}"
+    elif isinstance(exc, MemoryError) or (
+        isinstance(exc, RuntimeError) and any(s in str(exc) for s in ("out of memory", "can't allocate memory"))
+    ):
+        text = (
+            f"out of memory ({str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__}); "
+            "try a smaller --batch-size, --embed-dim, --vocab-size or --max-len"
+        )
+    else:
+        return None
+    return " ".join(text.split())
 
 
 def add_config_flags(parser: argparse.ArgumentParser) -> None:
@@ -311,19 +342,23 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    debug = getattr(args, "debug", False) or os.environ.get("NEWSLAB_DEBUG") == "1"
     if argv is None and getattr(args, "trains", False):  # a command-line process that trains models
         reexec_with_tcmalloc(sys.argv[1:])
     try:
         return args.func(args)
-    except NewslabError as exc:
-        print(f"newslab: error: {exc}", file=sys.stderr)
-        return 2
     except Terminated:
         print("newslab: terminated", file=sys.stderr)
         return 143
     except KeyboardInterrupt:
         print("newslab: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:
+        line = failure_line(exc)
+        if line is None or debug:
+            raise
+        print(f"newslab: error: {line}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

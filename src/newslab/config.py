@@ -152,6 +152,8 @@ class DataConfig:
     def __post_init__(self) -> None:
         _choices(self)
         _positive(self, "vocab_size", "min_freq", "train_limit")
+        if self.vocab_size < 3:  # the special tokens [PAD] and [UNK], and at least one word
+            raise ConfigError(f"--vocab-size must be at least 3 ([PAD], [UNK] and one word), got {self.vocab_size!r}")
         if not 0.0 < self.val_fraction < 0.5:
             raise ConfigError(f"--val-fraction must be in (0, 0.5), got {self.val_fraction!r}")
 

@@ -14,10 +14,12 @@ import io
 import json
 import os
 import re
+import shutil
 import sys
 import tempfile
 import urllib.error
 import urllib.request
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,15 +28,15 @@ import torch
 
 from .config import DataConfig
 from .errors import NewslabError
-from .files import atomic_write
-from .tokenization import PAD_ID, Tokenizer, encode_chunks, load_tokenizer, train_tokenizer
+from .files import atomic_write, remove_stale_temporaries
+from .tokenization import PAD_ID, SPECIAL_TOKENS, Tokenizer, encode_chunks, load_tokenizer, train_tokenizer
 
 DATA_FILES = ("train.csv", "test.csv", "classes.txt")
 # Where torchtext's AG_NEWS loader downloads from, with its checksums.
 AG_NEWS_BASE_URL = "https://raw.githubusercontent.com/mhjabreel/CharCnn_Keras/master/data/ag_news_csv/"
 AG_NEWS_MD5 = {"train.csv": "b1a00f826fdfbd249f79597b59e1dc12", "test.csv": "d52ea96a97a2d943681189a97654912d"}
 AG_NEWS_CLASSES = ("World", "Sports", "Business", "Sci/Tech")
-CACHE_VERSION = 2  # 2: safetensors + JSON manifest with checksums
+CACHE_VERSION = 3  # 2: safetensors + JSON manifest with checksums; 3: checked classes, exact --train-limit subsets
 
 
 class DataError(NewslabError):
@@ -71,47 +73,106 @@ def download(url: str, dest: Path, md5: str | None, progress: bool = True) -> No
         tmp.unlink(missing_ok=True)
 
 
-def ensure_data(data_dir: Path, base_url: str | None = None, progress: bool = True) -> Path:
-    """Return data_dir once it holds the three files, downloading official AG News if absent."""
-    missing = missing_files(data_dir)
-    if not missing:
-        return data_dir
-    base_url = base_url or os.environ.get("NEWSLAB_DOWNLOAD_URL") or AG_NEWS_BASE_URL
+def _read_error(path: Path, exc: OSError) -> DataError:
+    """`PATH: cannot read (Permission denied)`: an OSError as one line naming the path."""
+    reason = " ".join(str(exc.strerror or exc or type(exc).__name__).split())
+    return DataError(f"{path}: cannot read ({reason})")
+
+
+def _exists(path: Path) -> bool:
+    """Whether anything (a file, a folder, a dangling link) is at `path`; an unreadable folder is an error."""
     try:
-        for name in (n for n in missing if n != "classes.txt"):
-            download(
-                base_url + name,
-                data_dir / name,
-                AG_NEWS_MD5.get(name) if base_url == AG_NEWS_BASE_URL else None,
-                progress,
-            )
+        os.lstat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    except OSError as exc:
+        raise _read_error(path, exc) from None
+    return True
+
+
+def ensure_data(data_dir: Path, base_url: str | None = None, progress: bool = True) -> Path:
+    """Return data_dir once it holds the three files, downloading official AG News into it if it holds none.
+
+    Only a folder with none of the files (or no folder) is the official data's place: newslab never
+    completes a folder that holds some of them with AG News files, it refuses it untouched.
+    """
+    if _exists(data_dir) and not data_dir.is_dir():
+        raise DataError(
+            f"{data_dir}: not a folder; --data-dir / NEWSLAB_DATA_DIR must name one with {', '.join(DATA_FILES)}"
+        )
+    present = [name for name in DATA_FILES if _exists(data_dir / name)]
+    missing = [name for name in DATA_FILES if name not in present]
+    if present and missing:
+        raise DataError(
+            f"{data_dir}: missing {', '.join(missing)} (it has {', '.join(present)}); add "
+            f"{'it' if len(missing) == 1 else 'them'}: newslab downloads AG News only into a folder "
+            f"that holds none of {', '.join(DATA_FILES)}"
+        )
+    if missing:
+        _download_ag_news(data_dir, base_url or os.environ.get("NEWSLAB_DOWNLOAD_URL") or AG_NEWS_BASE_URL, progress)
+    return data_dir
+
+
+def _download_ag_news(data_dir: Path, base_url: str, progress: bool) -> None:
+    """The official train.csv and test.csv, and AG News' classes.txt, into data_dir (which holds none of them).
+
+    The files are fetched into a staging folder inside data_dir and moved in together once all
+    are complete, so a failed download leaves no partial dataset behind (which would be refused).
+    """
+    created = not _exists(data_dir)
+    staging: Path | None = None
+    done = False
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(dir=data_dir, prefix=".newslab-download."))
+        for name in ("train.csv", "test.csv"):
+            md5 = AG_NEWS_MD5[name] if base_url == AG_NEWS_BASE_URL else None
+            download(base_url + name, staging / name, md5, progress)
+        # the download location has no classes.txt; its classes are AG News'
+        (staging / "classes.txt").write_text("\n".join(AG_NEWS_CLASSES) + "\n", encoding="utf-8")
+        for name in DATA_FILES:
+            os.replace(staging / name, data_dir / name)
+        done = True
     except (urllib.error.URLError, OSError, TimeoutError) as exc:
         reason = getattr(exc, "reason", None) or exc
         raise DataError(
-            f"{data_dir}: missing {', '.join(missing)} and the download from {base_url} failed ({reason}); "
+            f"{data_dir}: missing {', '.join(DATA_FILES)} and the download from {base_url} failed ({reason}); "
             f"put the AG News files there, or point --data-dir / NEWSLAB_DATA_DIR at a folder that has them"
         ) from None
-    if "classes.txt" in missing:  # the download location has no classes.txt; its classes are AG News'
-        (data_dir / "classes.txt").write_text("\n".join(AG_NEWS_CLASSES) + "\n", encoding="utf-8")
-    return data_dir
+    finally:
+        if staging is not None:
+            shutil.rmtree(staging, ignore_errors=True)
+        if created and not done:
+            try:
+                data_dir.rmdir()  # only when empty: the folder this call made
+            except OSError:
+                pass
 
 
 def file_digests(path: Path) -> dict[str, str]:
     md5, sha = hashlib.md5(), hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(1 << 20):
-            md5.update(chunk)
-            sha.update(chunk)
+    try:
+        with open(path, "rb") as fh:
+            while chunk := fh.read(1 << 20):
+                md5.update(chunk)
+                sha.update(chunk)
+    except OSError as exc:
+        raise _read_error(path, exc) from None
     return {"md5": md5.hexdigest(), "sha256": sha.hexdigest()}
 
 
 def _decode(path: Path) -> str:
-    raw = path.read_bytes()
+    """The file's text; a leading byte order mark (as Excel and Notepad write UTF-8) is not part of it."""
     try:
-        return raw.decode("utf-8")
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise _read_error(path, exc) from None
+    try:
+        text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = raw.count(b"\n", 0, exc.start) + 1
         raise DataError(f"{path}:{line}: bytes that are not UTF-8 ({exc.reason})") from None
+    return text.removeprefix("\ufeff")
 
 
 def read_classes(path: Path) -> list[str]:
@@ -158,7 +219,8 @@ def read_split(path: Path, num_classes: int, normalize: bool = True) -> Split:
             if len(row) != 3:
                 raise DataError(f"{where}: expected 3 fields (class, title, description), found {len(row)}")
             label, title, description = row
-            if not label.strip().isdigit() or not 1 <= int(label) <= num_classes:
+            digits = label.strip()  # ASCII digits only: str.isdigit() also accepts '²', which int() refuses
+            if not (digits.isascii() and digits.isdigit()) or not 1 <= int(digits) <= num_classes:
                 raise DataError(f"{where}: class {label!r} is not an integer in 1..{num_classes}")
             text = f"{title.strip()} . {description.strip()}" if description.strip() else title.strip()
             if normalize:
@@ -166,7 +228,7 @@ def read_split(path: Path, num_classes: int, normalize: bool = True) -> Split:
             if not text.strip(" ."):
                 raise DataError(f"{where}: empty text (title and description are blank)")
             texts.append(text)
-            labels.append(int(label) - 1)
+            labels.append(int(digits) - 1)
     except csv.Error as exc:
         raise DataError(f"{path}:{reader.line_num}: malformed CSV ({exc})") from None
     if not texts:
@@ -174,8 +236,8 @@ def read_split(path: Path, num_classes: int, normalize: bool = True) -> Split:
     return Split(texts, labels)
 
 
-def stratified_indices(labels: list[int], fraction: float, seed: int) -> tuple[list[int], list[int]]:
-    """Split row indices into (rest, held) with `fraction` of every class held, seeded."""
+def _stratified(labels: list[int], seed: int, held_of: Callable[[int, int], int]) -> tuple[list[int], list[int]]:
+    """Split row indices into (rest, held): `held_of(class, rows of the class)` random rows of every class held."""
     gen = torch.Generator().manual_seed(seed)
     by_class: dict[int, list[int]] = {}
     for i, y in enumerate(labels):
@@ -184,10 +246,39 @@ def stratified_indices(labels: list[int], fraction: float, seed: int) -> tuple[l
     for y in sorted(by_class):
         idx = by_class[y]
         order = torch.randperm(len(idx), generator=gen).tolist()
-        k = max(1, round(fraction * len(idx)))
+        k = held_of(y, len(idx))
         held += [idx[j] for j in order[:k]]
         rest += [idx[j] for j in order[k:]]
     return sorted(rest), sorted(held)
+
+
+def stratified_indices(labels: list[int], fraction: float, seed: int) -> tuple[list[int], list[int]]:
+    """Split row indices into (rest, held) with `fraction` of every class held (at least one row), seeded."""
+    return _stratified(labels, seed, lambda _y, n: max(1, round(fraction * n)))
+
+
+def stratified_subset(labels: list[int], size: int, seed: int) -> list[int]:
+    """Exactly `size` row indices (at most all), every class in proportion and with at least one row, seeded.
+
+    Shares are the largest-remainder rounding of size x class share; a class whose share rounds to
+    none gets one row, taken from the classes furthest above their share. `size` must be at least
+    the number of classes.
+    """
+    counts = Counter(labels)
+    n = len(labels)
+    if size >= n:
+        return list(range(n))
+    if size < len(counts):
+        raise ValueError(f"a subset of {size} rows cannot hold {len(counts)} classes")
+    keep = {y: max(1, size * c // n) for y, c in counts.items()}
+    while sum(keep.values()) > size:
+        y = max((y for y in keep if keep[y] > 1), key=lambda y: (keep[y] * n - size * counts[y], -y))
+        keep[y] -= 1
+    while sum(keep.values()) < size:
+        y = max((y for y in keep if keep[y] < counts[y]), key=lambda y: (size * counts[y] - keep[y] * n, -y))
+        keep[y] += 1
+    rest, _ = _stratified(labels, seed, lambda y, c: c - keep[y])
+    return rest
 
 
 def subset(split: Split, indices: list[int]) -> Split:
@@ -288,12 +379,13 @@ def _payload_digest(payload: dict) -> str:
 
 def _write_cache(entry: Path, dataset: Dataset) -> None:
     """Tensors first, then the manifest that vouches for them: a reader never trusts a half-written entry."""
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
     entry.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(entry.parent)
     tensors = {k: v.contiguous() for name in SPLITS for k, v in getattr(dataset, name).tensors(name).items()}
     tensor_path = entry.with_suffix(".safetensors")
-    atomic_write(tensor_path, lambda tmp: save_file(tensors, tmp))
+    atomic_write(tensor_path, lambda tmp: Path(tmp).write_bytes(save(tensors)))  # a full disk: an OSError
     payload = {
         "version": CACHE_VERSION,
         "tokenizer": dataset.tokenizer.to_json(),
@@ -308,8 +400,20 @@ def _write_cache(entry: Path, dataset: Dataset) -> None:
     atomic_write(entry.with_suffix(".json"), lambda tmp: Path(tmp).write_text(json.dumps(manifest)))
 
 
+def _check_encoded(split: EncodedSplit, num_classes: int, vocab_size: int) -> None:
+    """ValueError unless the split's offsets, ids and labels fit together and in range."""
+    o, n = split.offsets, len(split.labels)
+    ok = len(o) == n + 1 == len(split.texts) + 1 and int(o[0]) == 0 and int(o[-1]) == len(split.ids)
+    ok = ok and bool((o[1:] >= o[:-1]).all())
+    ok = ok and (n == 0 or (int(split.labels.min()) >= 0 and int(split.labels.max()) < num_classes))
+    ok = ok and (len(split.ids) == 0 or (int(split.ids.min()) >= 0 and int(split.ids.max()) < vocab_size))
+    if not ok:
+        raise ValueError("tensors inconsistent with each other or out of range")
+
+
 def _read_cache(entry: Path, log: Callable[[str], None]) -> Dataset | None:
     """The cached dataset, or None when absent; a damaged entry is reported, removed and rebuilt."""
+    from safetensors import SafetensorError
     from safetensors.torch import load_file
 
     manifest_path, tensor_path = entry.with_suffix(".json"), entry.with_suffix(".safetensors")
@@ -328,7 +432,9 @@ def _read_cache(entry: Path, log: Callable[[str], None]) -> Dataset | None:
             for n in SPLITS
         )
         tokenizer = load_tokenizer(payload["tokenizer"], str(manifest_path))
-    except (OSError, ValueError, KeyError, TypeError, NewslabError) as exc:
+        for split in (train, val, test):  # checksums vouch for the bytes; this for what they mean
+            _check_encoded(split, len(payload["class_names"]), tokenizer.vocab_size)
+    except (OSError, ValueError, KeyError, TypeError, NewslabError, SafetensorError) as exc:
         log(f"newslab: data cache {manifest_path} is damaged ({type(exc).__name__}: {exc}); rebuilding it")
         for path in (manifest_path, tensor_path):
             path.unlink(missing_ok=True)
@@ -336,17 +442,48 @@ def _read_cache(entry: Path, log: Callable[[str], None]) -> Dataset | None:
     return Dataset(train, val, test, tokenizer, payload["class_names"], payload["info"])
 
 
+def _check_train_classes(path: Path, labels: list[int], class_names: list[str]) -> None:
+    """Refuse training rows a classifier cannot learn from, or that the validation split would empty of a class.
+
+    Classes of classes.txt without a training row are allowed; test.csv may hold them (every such row is a miss).
+    """
+    counts = Counter(labels)
+    name = lambda y: f"{y + 1} ({class_names[y]})"
+    if len(counts) < 2:
+        raise DataError(f"{path}: every row is class {name(next(iter(counts)))}; a classifier needs at least 2 classes")
+    single = sorted(y for y, n in counts.items() if n == 1)
+    if single:
+        which = ", ".join(name(y) for y in single)
+        raise DataError(
+            f"{path}: {'class ' + which + ' has' if len(single) == 1 else 'classes ' + which + ' have'} a single "
+            f"row, which the validation split would take, leaving none to train on; every class needs at least 2 rows"
+        )
+
+
 def _build_dataset(data_dir: Path, config: DataConfig, digests: dict, settings: dict, key: str) -> Dataset:
     class_names = read_classes(data_dir / "classes.txt")
-    full = read_split(data_dir / "train.csv", len(class_names), config.normalize)
+    train_path = data_dir / "train.csv"
+    full = read_split(train_path, len(class_names), config.normalize)
     test = read_split(data_dir / "test.csv", len(class_names), config.normalize)
+    _check_train_classes(train_path, full.labels, class_names)
     train_idx, val_idx = stratified_indices(full.labels, config.val_fraction, config.split_seed)
     if config.train_limit is not None and config.train_limit < len(train_idx):
-        train_labels = [full.labels[i] for i in train_idx]
-        keep, _ = stratified_indices(train_labels, 1 - config.train_limit / len(train_idx), config.split_seed)
+        classes = len(set(full.labels))
+        if config.train_limit < classes:
+            raise DataError(
+                f"--train-limit {config.train_limit} is fewer than the {classes} classes of {train_path}; "
+                f"a stratified subset needs at least one row of each: use --train-limit {classes} or more"
+            )
+        keep = stratified_subset([full.labels[i] for i in train_idx], config.train_limit, config.split_seed)
         train_idx = [train_idx[i] for i in keep]
     train, val = subset(full, train_idx), subset(full, val_idx)
     tokenizer = train_tokenizer(train.texts, config.tokenizer, config.vocab_size, config.min_freq)
+    if tokenizer.vocab_size <= len(SPECIAL_TOKENS):
+        raise DataError(
+            f"{train_path}: no word occurs --min-freq {config.min_freq} times in the {len(train.texts)} training "
+            f"rows, so the vocabulary (--vocab-size {config.vocab_size}) would hold only "
+            f"{' and '.join(SPECIAL_TOKENS)}; lower --min-freq"
+        )
     splits = {name: EncodedSplit.build(tokenizer, s) for name, s in (("train", train), ("val", val), ("test", test))}
     info = {
         "files": {

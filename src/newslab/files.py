@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,20 @@ def atomic_write(path: Path, write: Callable[[str], object]) -> None:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def remove_stale_temporaries(folder: Path, older_than_s: float = 3600.0) -> int:
+    """Delete the temporary files that processes killed mid-write left in `folder` (those older than
+    any write takes, so a write in progress keeps its file); returns how many went."""
+    removed = 0
+    for stale in folder.glob("*.tmp"):
+        try:
+            if time.time() - stale.stat().st_mtime > older_than_s:
+                stale.unlink()
+                removed += 1
+        except OSError:  # another process removed or renamed it first
+            continue
+    return removed
 
 
 def write_json(path: Path, payload: Any) -> None:

@@ -58,6 +58,7 @@ METRIC_COLUMNS = [
 ]
 FINAL_STATUSES = ("completed", "failed", "interrupted")
 LEGACY_CHECKPOINT = "best.pt"
+FINAL_RESERVE = 8192  # bytes kept by final.json for its last, in-place write
 
 
 class Terminated(KeyboardInterrupt):
@@ -284,10 +285,11 @@ class RunRecorder:
 
     def save_checkpoint(self, model: TextClassifier, dataset: Dataset, epoch: int, val: EvalResult) -> None:
         """The best epoch so far: weights, then the JSON beside them (each file replaced atomically)."""
-        from safetensors.torch import save_file
+        from safetensors.torch import save
 
         state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-        atomic_write(self.folder.weights_file, lambda tmp: save_file(state, tmp))
+        # serialized here and written by Python, so a full disk is an OSError naming the file
+        atomic_write(self.folder.weights_file, lambda tmp: Path(tmp).write_bytes(save(state)))
         atomic_write(self.folder.tokenizer_file, lambda tmp: Path(tmp).write_text(dataset.tokenizer.to_json()))
         write_json(
             self.folder.checkpoint_file,
@@ -331,7 +333,17 @@ class RunRecorder:
 
     def _write_final(self) -> None:
         values = {k: v for k, v in asdict(self.result).items() if k not in ("run_dir", "history")}
-        write_json(self.folder.final_file, {**self.summary, **values, "epochs_completed": len(self.result.history)})
+        text = json.dumps({**self.summary, **values, "epochs_completed": len(self.result.history)}, indent=2)
+        # Padded to a fixed size, so that on a full disk the final status can still overwrite the
+        # file's own blocks in place when writing a new file fails (JSON ignores trailing spaces).
+        padded = text + "\n" + " " * max(0, FINAL_RESERVE - len(text.encode()) - 1)
+        try:
+            atomic_write(self.folder.final_file, lambda tmp: Path(tmp).write_text(padded, encoding="utf-8"))
+        except OSError:
+            if self.result.status not in FINAL_STATUSES or not self.folder.final_file.is_file():
+                raise
+            with open(self.folder.final_file, "r+", encoding="utf-8") as fh:
+                fh.write(padded)
 
 
 # ------------------------------------------------------------------------ evaluation
@@ -448,6 +460,8 @@ def evaluate_run(
     if csv_path is None:
         folder = Path(data_dir) if data_dir else run.config.data.resolved_dir
         csv_path = data_mod.ensure_data(folder) / "test.csv"
+    elif not Path(csv_path).is_file():
+        raise NewslabError(f"--csv {csv_path}: no such file")
     rows = data_mod.read_split(Path(csv_path), len(run.class_names), run.config.data.normalize)
     return evaluate_texts(run, rows)
 
@@ -467,9 +481,13 @@ def evaluate_texts(run: LoadedRun, rows: data_mod.Split) -> EvalResult:
 
 
 def predict(run: LoadedRun, texts: list[str]) -> torch.Tensor:
-    """Class probabilities (N, K) for raw texts, normalized as in training."""
+    """Class probabilities (N, K) for raw texts, normalized as in training; an empty text is refused,
+    as training refuses one."""
     if run.config.data.normalize:
         texts = [data_mod.normalize_text(t) for t in texts]
+    for i, text in enumerate(texts, start=1):
+        if not text.strip(" ."):
+            raise NewslabError(f"text {i} is empty: there is nothing to classify")
     return evaluate_texts(run, data_mod.Split(texts, [0] * len(texts))).probabilities
 
 

@@ -115,6 +115,9 @@ def train(
     """
     log = log or (lambda _msg: None)
     progress = sys.stderr.isatty() if progress is None else progress
+    # the data's absolute location (the flag, $NEWSLAB_DATA_DIR or the default) is recorded, so the run
+    # finds its data from any working directory
+    config = config.replace(data_dir=str(config.data.resolved_dir.resolve()))
     model_cfg, optim, execution = config.model, config.optim, config.execution
     if execution.threads:
         torch.set_num_threads(execution.threads)

@@ -17,7 +17,7 @@ from typing import Any
 
 from ..errors import NewslabError
 from .spec import StudySpec, point_key
-from .storage import load_study, trial_states
+from .storage import load_study, mask_url, storage_errors, trial_states
 
 
 @dataclass
@@ -158,11 +158,20 @@ class StudyResult:
 
 
 def study_results(name: str, storage) -> StudyResult:
-    study = load_study(name, storage)
-    spec = StudySpec(**study.user_attrs["spec"])
+    """The study as recorded; NewslabError (one line) for a missing study or a failing storage."""
+    with storage_errors(storage, f"study {name!r}: "):
+        study = load_study(name, storage)
+        trials = study.get_trials(deepcopy=False)
+        attrs = study.user_attrs
+    if "spec" not in attrs:
+        raise NewslabError(
+            f"study {name!r} in {mask_url(storage.url)} has no spec recorded yet "
+            f"(being created, or its creation was interrupted: run `newslab study run` again)"
+        )
+    spec = StudySpec(**attrs["spec"])
     complete = trial_states().COMPLETE
     records = []
-    for t in study.get_trials(deepcopy=False):
+    for t in trials:
         a = t.user_attrs
         if "key" not in a:
             continue
@@ -185,7 +194,7 @@ def study_results(name: str, storage) -> StudyResult:
                 test_predictions=a.get("test_predictions"),
             )
         )
-    return StudyResult(name, spec, records, study.user_attrs.get("created"))
+    return StudyResult(name, spec, records, attrs.get("created"))
 
 
 # --------------------------------------------------------------------------- status

@@ -49,45 +49,54 @@ def prepare_study(spec: StudySpec, storage, out_dir: str | Path, new_name: str |
 
     Refuses a changed spec under an existing name. Re-queues each failed point x seed up to
     `max_retries` times; completed trials are never re-run. Returns (optuna study, trials queued).
+    Processes preparing one study at once take turns (`study_lock`): it is created, its spec
+    recorded and each trial queued once, whichever process gets there first.
     """
     if new_name:
         spec = StudySpec(**{**spec.to_dict(), "name": new_name})
     spec = resolve_spec(spec, storage)
     plans = spec.trials()
-    study = store.create_study(
-        spec.name,
-        storage,
-        {
-            "spec": spec.to_dict(),
-            "spec_digest": spec.digest,
-            "out_dir": str(Path(out_dir).resolve()),
-            "created": time.time(),
-        },
-    )
-    if study is None:  # the name exists: resume it, if it is this very spec
-        study = store.load_study(spec.name, storage)
-        if study.user_attrs.get("spec_digest") != spec.digest:
-            raise NewslabError(
-                f"study {spec.name!r} already exists in {store.mask_url(storage.url)} with a different spec; "
-                f"use --new-name NAME to run this spec as a new study"
+    storage = store.opened(storage, spec.name, create=True)
+    attrs = {
+        "spec": spec.to_dict(),
+        "out_dir": str(Path(out_dir).resolve()),
+        "created": time.time(),
+        "spec_digest": spec.digest,  # last: a study with a digest has all of its attributes
+    }
+    where = f"study {spec.name!r}: "
+    with store.storage_errors(storage, where), store.study_lock(storage, spec.name) as exclusive:
+        study = store.create_study(spec.name, storage, attrs)
+        if study is None:  # the name exists: resume it, if it is this very spec
+            study = store.load_study(spec.name, storage)
+            deadline = time.time() + (0 if exclusive else 60)
+            while "spec_digest" not in study.user_attrs and time.time() < deadline:
+                time.sleep(0.5)  # without a lock: its creator may still be recording the spec
+                study = store.load_study(spec.name, storage)
+            if "spec_digest" not in study.user_attrs:  # its creator died before recording the spec
+                for key, value in attrs.items():
+                    study.set_user_attr(key, value)
+            elif study.user_attrs["spec_digest"] != spec.digest:
+                raise NewslabError(
+                    f"study {spec.name!r} already exists in {store.mask_url(storage.url)} with a different spec; "
+                    f"use --new-name NAME to run this spec as a new study"
+                )
+        TrialState = store.trial_states()
+        by_key: dict[str | None, list] = {}
+        for trial in study.get_trials(deepcopy=False):
+            by_key.setdefault(trial.user_attrs.get("key"), []).append(trial.state)
+        queued = 0
+        for plan in plans:
+            states = by_key.get(plan.key, [])
+            if any(s in (TrialState.COMPLETE, TrialState.WAITING, TrialState.RUNNING) for s in states):
+                continue
+            if states.count(TrialState.FAIL) > spec.max_retries:
+                continue
+            params = {**plan.point, **plan.nuisance, "seed": plan.seed}
+            study.enqueue_trial(
+                params, user_attrs={"key": plan.key, "point": plan.point, "nuisance": plan.nuisance, "seed": plan.seed}
             )
-    TrialState = store.trial_states()
-    by_key: dict[str | None, list] = {}
-    for trial in study.get_trials(deepcopy=False):
-        by_key.setdefault(trial.user_attrs.get("key"), []).append(trial.state)
-    queued = 0
-    for plan in plans:
-        states = by_key.get(plan.key, [])
-        if any(s in (TrialState.COMPLETE, TrialState.WAITING, TrialState.RUNNING) for s in states):
-            continue
-        if states.count(TrialState.FAIL) > spec.max_retries:
-            continue
-        params = {**plan.point, **plan.nuisance, "seed": plan.seed}
-        study.enqueue_trial(
-            params, user_attrs={"key": plan.key, "point": plan.point, "nuisance": plan.nuisance, "seed": plan.seed}
-        )
-        queued += 1
-    study.set_user_attr("ready", True)  # workers wait for this, so they never see half a queue
+            queued += 1
+        study.set_user_attr("ready", True)  # workers wait for this, so they never see half a queue
     return study, queued
 
 
@@ -191,24 +200,32 @@ def run_worker(
     log: Callable[[str], None] = print,
     poll_s: float = 2.0,
 ) -> int:
-    """Take WAITING trials of a study until none is waiting or running; returns trials run here."""
-    study = store.load_study(name, storage)
-    while not study.user_attrs.get("ready"):  # the creator is still queueing trials
-        time.sleep(poll_s)
+    """Take WAITING trials of a study until none is waiting or running; returns trials run here.
+
+    A storage that fails (its database deleted, replaced or read-only) stops the worker with one
+    NewslabError line naming it.
+    """
+    where = f"study {name!r}: "
+    with store.storage_errors(storage, where):
         study = store.load_study(name, storage)
-    out = Path(out_dir) if out_dir else Path(study.user_attrs["out_dir"])
-    TrialState = store.trial_states()
-    done = 0
-    while True:
-        store.fail_stale_trials(study)  # a killed worker's trial: FAIL, then re-queued by the retry callback
-        trial_id = store.claim_trial(study)
-        if trial_id is not None:
-            _run_trial(study, trial_id, out, threads, log)
-            done += 1
-            continue
-        if not study.get_trials(deepcopy=False, states=(TrialState.RUNNING, TrialState.WAITING)):
-            return done
-        time.sleep(poll_s)  # others are running: wait, and take over their trials if they die
+        while not study.user_attrs.get("ready"):  # the creator is still queueing trials
+            time.sleep(poll_s)
+            study = store.load_study(name, storage)
+        # absolute, so the run folders recorded in the storage are found from any working directory
+        out = Path(out_dir or study.user_attrs["out_dir"]).resolve()
+        TrialState = store.trial_states()
+        done = 0
+        while True:
+            store.check_storage(storage, where)  # a deleted file: open connections would not notice
+            store.fail_stale_trials(study)  # a killed worker's trial: FAIL, then re-queued by the retry callback
+            trial_id = store.claim_trial(study)
+            if trial_id is not None:
+                _run_trial(study, trial_id, out, threads, log)
+                done += 1
+                continue
+            if not study.get_trials(deepcopy=False, states=(TrialState.RUNNING, TrialState.WAITING)):
+                return done
+            time.sleep(poll_s)  # others are running: wait, and take over their trials if they die
 
 
 def _cores() -> int:
@@ -235,7 +252,8 @@ def run_study(
         raise ConfigError(f"--workers must be >= 1, got {workers}")
     spec.trials()  # a bad spec fails here, before any storage is touched
     url = storage_url or store.default_storage(out_dir)
-    storage = store.open_storage(url, heartbeat_interval, max_retry=spec.max_retries)
+    out_dir = Path(out_dir).resolve()  # recorded, and handed to workers: valid from any working directory
+    storage = store.open_storage(url, heartbeat_interval, max_retry=spec.max_retries, create=True)
     study, queued = prepare_study(spec, storage, out_dir, new_name)
     name = study.study_name
     log(f"study {name}: {queued} trial(s) queued | storage {store.mask_url(url)}")
@@ -263,14 +281,18 @@ def run_study(
         last = ""
         try:
             while any(p.poll() is None for p in procs):
+                store.check_storage(storage, f"study {name!r}: ")
                 line = status_line(study_results(name, storage))
                 if line != last:
                     log(line)
                     last = line
                 time.sleep(2)
-        except KeyboardInterrupt:  # SIGTERM reaches the workers as Terminated: each fails its trial and exits
+        except BaseException:  # Ctrl-C, or the storage failed: SIGTERM ends each worker's trial, failed
             for p in procs:
                 p.terminate()
+            for p in procs:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    p.wait(timeout=60)
             raise
         failed = [p.returncode for p in procs if p.returncode]
         if failed:

@@ -3,13 +3,23 @@
 This is the only module that touches Optuna's internals (`study._storage`, `trial._trial_id`,
 building a `Trial` for a trial id): an Optuna upgrade that moves them breaks here and only here.
 Optuna is imported inside the functions, so commands that never open a study start fast.
+
+Opening creates a database only when asked (`create=True`, for `study run`), under a lock so that
+processes starting together on a new one do not race; a failing database (missing, deleted,
+read-only, not a database) is reported in one line naming it (`storage_errors`).
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import os
+import random
 import re
+import time
+import urllib.parse
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +29,8 @@ if TYPE_CHECKING:
     import optuna
 
 ENV_STORAGE = "NEWSLAB_STORAGE"
+OPTUNA_TABLES = ("studies", "version_info", "alembic_version")
+_OPENED: dict[Path, tuple[int, int]] = {}  # SQLite file -> (device, inode) when this process opened it
 
 
 def default_storage(out_dir: str | Path = "outputs") -> str:
@@ -29,45 +41,327 @@ def mask_url(url: str) -> str:
     return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", url)
 
 
-def open_storage(url: str, heartbeat_interval: int = 30, grace_period: int | None = None, max_retry: int = 2):
-    """Optuna RDB storage with heartbeats; a stale (killed) trial is failed and re-queued once per retry."""
+def sqlite_path(url: str) -> Path | None:
+    """The absolute database file of an SQLite URL; None for other back ends, in-memory and `file:` URI databases."""
+    if not url.startswith("sqlite"):
+        return None
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        database = make_url(url).database
+    except ArgumentError:
+        return None
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return Path(os.path.abspath(database))
+
+
+class MissingStorage:
+    """What `open_storage(create=False)` gives for a storage that holds no studies yet (no SQLite file,
+    or no Optuna tables): reading a study from it says `study NAME not found: REASON`. It opens the
+    storage once a `study run` has created it, so a reader may be made before the writer starts."""
+
+    def __init__(self, url: str, reason: str, options: dict[str, Any]):
+        self.url, self.reason, self._options = url, reason, options
+        self._storage: Any = None
+
+    def opened(self) -> Any:
+        """The storage, if it exists by now; else None (and `reason` says why)."""
+        if self._storage is None:
+            storage = open_storage(self.url, **self._options)
+            if isinstance(storage, MissingStorage):
+                self.reason = storage.reason
+                return None
+            self._storage = storage
+        return self._storage
+
+
+def open_storage(
+    url: str,
+    heartbeat_interval: int = 30,
+    grace_period: int | None = None,
+    max_retry: int = 2,
+    *,
+    create: bool = False,
+):
+    """Optuna RDB storage with heartbeats; a stale (killed) trial is failed and re-queued once per retry.
+
+    create=False (reading, and workers joining a study) creates nothing: a missing SQLite file or a
+    database without Optuna's tables gives a `MissingStorage`, of which every study is "not found".
+    create=True (`study run`) creates the folder, the file and the tables; several processes may do
+    so at once. A SQLite database is then only ever opened, never created again: one deleted while in
+    use is reported (`storage_errors`), not silently replaced by an empty one.
+    """
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    options = {"heartbeat_interval": heartbeat_interval, "grace_period": grace_period, "max_retry": max_retry}
+    path = sqlite_path(url)
+    if path is not None:
+        missing = _check_sqlite_path(path, create)
+        if missing:
+            return MissingStorage(url, missing, options)
+    # SQLite: one process at a time creates (or checks) the schema, so starts on a new file never race
+    with _folder_lock(path.parent) if path is not None else contextlib.nullcontext():
+        if not create:
+            missing = _missing_tables(url, path)
+            if missing:
+                return MissingStorage(url, missing, options)
+        storage = _rdb_storage(url, path, create, options)
+        if path is not None:
+            stat = path.stat()
+            _OPENED[path] = (stat.st_dev, stat.st_ino)
+    return storage
+
+
+def _check_sqlite_path(path: Path, create: bool) -> str | None:
+    """Why there is no database at `path` to read (None: there is one, or it may be created); raises
+    NewslabError for a path that can hold none."""
+    try:
+        if path.is_dir():
+            raise NewslabError(f"study database {path}: is a folder, not a database file")
+        if path.exists():
+            return None
+        above = next(p for p in path.parents if p.exists())
+        blocked = f"{above} is a file, not a folder" if not above.is_dir() else None
+        if not create:
+            return f"no database at {path}" + (f" ({blocked})" if blocked else "")
+        if blocked:
+            raise NewslabError(f"study database {path}: cannot create it: {blocked}")
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        where = exc.filename or path.parent
+        raise NewslabError(f"study database {path}: cannot create folder {where}: {exc.strerror or exc}") from None
+    return None
+
+
+@contextlib.contextmanager
+def _folder_lock(folder: Path) -> Iterator[None]:
+    """An exclusive lock between processes (flock on the folder itself: nothing is created)."""
+    try:
+        import fcntl
+    except ImportError:  # no flock (Windows): SQLite creation falls back to retries
+        yield
+        return
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        yield
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+class _SqliteFile:
+    """Connects to one SQLite file in `mode` (ro, rw, rwc): with `rw` a missing file is an error, never
+    a new empty database. (A class, not a closure, so that Optuna can pickle the storage.)"""
+
+    def __init__(self, path: Path, mode: str):
+        self.path, self.mode = path, mode
+
+    def __call__(self):
+        import sqlite3
+
+        uri = f"file:{urllib.parse.quote(str(self.path))}?mode={self.mode}"
+        return sqlite3.connect(uri, uri=True, timeout=120, check_same_thread=False)
+
+
+def _engine_kwargs(path: Path | None, mode: str) -> dict[str, Any]:
+    return {"creator": _SqliteFile(path, mode)} if path is not None else {"pool_pre_ping": True}
+
+
+def _missing_tables(url: str, path: Path | None) -> str | None:
+    """Why this existing database holds no studies (None: it has Optuna's tables), read without writing."""
+    import sqlalchemy
+
+    try:
+        engine = sqlalchemy.create_engine(url, **_engine_kwargs(path, "ro"))
+        try:
+            with engine.connect() as connection:
+                inspector = sqlalchemy.inspect(connection)
+                if all(inspector.has_table(t) for t in OPTUNA_TABLES) and all(
+                    connection.exec_driver_sql(f"SELECT COUNT(*) FROM {t}").scalar() for t in OPTUNA_TABLES[1:]
+                ):
+                    return None
+        finally:
+            engine.dispose()
+    except (sqlalchemy.exc.SQLAlchemyError, ImportError, ValueError) as exc:
+        raise NewslabError(_opening_failure(url, path, exc)) from None
+    return f"no studies in {path if path is not None else mask_url(url)} (no Optuna tables)"
+
+
+def _rdb_storage(url: str, path: Path | None, create: bool, options: dict[str, Any]):
     import optuna
     import sqlalchemy
     from sqlalchemy import event
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-    is_sqlite = url.startswith("sqlite")
-    if is_sqlite:
-        Path(url.split("///", 1)[-1]).parent.mkdir(parents=True, exist_ok=True)
-    engine_kwargs: dict[str, Any] = {"connect_args": {"timeout": 120}} if is_sqlite else {"pool_pre_ping": True}
-    try:
-        storage = optuna.storages.RDBStorage(
-            url,
-            engine_kwargs=engine_kwargs,
-            heartbeat_interval=heartbeat_interval,
-            grace_period=grace_period or 4 * heartbeat_interval,
-            heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=max_retry),
-        )
-    except (sqlalchemy.exc.SQLAlchemyError, optuna.exceptions.StorageInternalError, ImportError, ValueError) as exc:
-        cause = exc.__cause__ or exc
-        raise NewslabError(
-            f"storage {mask_url(url)} is unreachable ({type(cause).__name__}: "
-            f"{str(cause).splitlines()[0] if str(cause) else ''})"
-        ) from None
-    if is_sqlite:
-        # pysqlite starts no transaction for a SELECT, so Optuna's read-check-write claim of a
-        # WAITING trial could interleave between processes; BEGIN IMMEDIATE serialises it.
-        @event.listens_for(storage.engine, "connect")
-        def _no_implicit_transactions(dbapi_connection, _record):
-            dbapi_connection.isolation_level = None
+    interval = options["heartbeat_interval"]
+    attempts = 6 if create else 1
+    for attempt in range(attempts):
+        engine_kwargs = _engine_kwargs(path, "rwc" if create else "rw")
+        try:
+            storage = optuna.storages.RDBStorage(
+                url,
+                engine_kwargs=engine_kwargs,
+                heartbeat_interval=interval,
+                grace_period=options["grace_period"] or 4 * interval,
+                heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(
+                    max_retry=options["max_retry"]
+                ),
+                skip_table_creation=not create,
+            )
+            break
+        except (
+            sqlalchemy.exc.SQLAlchemyError,
+            optuna.exceptions.StorageInternalError,
+            ImportError,
+            ValueError,
+            RuntimeError,
+        ) as exc:
+            if attempt + 1 < attempts and _creation_race(exc):  # another process created the same table or row
+                time.sleep(0.05 * 2**attempt * (1 + random.random()))
+                continue
+            raise NewslabError(_opening_failure(url, path, exc)) from None
+    if path is None:
+        return storage
+    engine_kwargs["creator"].mode = "rw"  # created: from now on only opened, never created again
 
-        @event.listens_for(storage.engine, "begin")
-        def _begin_immediate(connection):
-            connection.exec_driver_sql("BEGIN IMMEDIATE")
+    # pysqlite starts no transaction for a SELECT, so Optuna's read-check-write claim of a
+    # WAITING trial could interleave between processes; BEGIN IMMEDIATE serialises it.
+    @event.listens_for(storage.engine, "connect")
+    def _no_implicit_transactions(dbapi_connection, _record):
+        dbapi_connection.isolation_level = None
 
-        storage.engine.dispose()
+    @event.listens_for(storage.engine, "begin")
+    def _begin_immediate(connection):
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    storage.engine.dispose()
     return storage
+
+
+# ----------------------------------------------------------------------------- failures
+def _root(exc: BaseException) -> BaseException:
+    while exc.__cause__ is not None:
+        exc = exc.__cause__
+    return exc
+
+
+def _text(exc: BaseException) -> str:
+    root = _root(exc)
+    return str(root).splitlines()[0] if str(root).strip() else type(root).__name__
+
+
+def _creation_race(exc: BaseException) -> bool:
+    root = _root(exc)
+    integrity = any(c.__name__ == "IntegrityError" for c in type(root).__mro__)
+    return integrity or any(s in str(root) for s in ("already exists", "UNIQUE constraint", "duplicate key"))
+
+
+def _contention(exc: BaseException) -> bool:
+    """A write that lost to another process's (retrying it is right), not a broken storage."""
+    return any(s in str(_root(exc)) for s in ("database is locked", "deadlock", "could not serialize"))
+
+
+def _sqlite_cause(path: Path, text: str | None) -> str | None:
+    """What is wrong with this SQLite file, in words; None if nothing is seen and `text` is None."""
+    known = _OPENED.get(path)
+    try:
+        stat = path.stat()
+        now: tuple[int, int] | None = (stat.st_dev, stat.st_ino)
+    except FileNotFoundError:
+        now = None
+    except OSError as exc:
+        return f"cannot read it ({exc.strerror})"
+    said = f" ({text})" if text else ""
+    if known and now is None:
+        return f"the file was deleted while in use{said}"
+    if known and now != known:
+        return f"the file was replaced while in use{said}"
+    if text is None:
+        return None
+    folder_read_only = not os.access(path.parent, os.W_OK)
+    if "readonly" in text or "read-only" in text or ("unable to open" in text and folder_read_only):
+        if folder_read_only:
+            return f"{'cannot create it: ' if now is None else ''}its folder {path.parent} is read-only{said}"
+        return f"the file is read-only{said}"
+    if "unable to open" in text:
+        return f"no database at {path}{said}" if now is None else f"cannot open it{said}"
+    if "not a database" in text:
+        return f"not an SQLite database{said}"
+    return text
+
+
+def _opening_failure(url: str, path: Path | None, exc: BaseException) -> str:
+    if path is not None:
+        return f"study database {path}: {_sqlite_cause(path, _text(exc))}"
+    return f"storage {mask_url(url)} is unreachable ({type(_root(exc)).__name__}: {_text(exc)})"
+
+
+def storage_failure(url: str, exc: BaseException) -> str:
+    """One line on a storage that failed in use: which, and why."""
+    path = sqlite_path(url)
+    if path is not None:
+        return f"study database {path}: {_sqlite_cause(path, _text(exc))}"
+    return f"storage {mask_url(url)} failed ({type(_root(exc)).__name__}: {_text(exc)})"
+
+
+@contextlib.contextmanager
+def storage_errors(storage, prefix: str = "") -> Iterator[None]:
+    """Turns a failure of the storage itself (a database deleted, replaced, read-only, unreachable)
+    into one NewslabError line, `prefix` first, naming the database."""
+    import optuna
+    import sqlalchemy
+
+    try:
+        yield
+    except (optuna.exceptions.StorageInternalError, sqlalchemy.exc.SQLAlchemyError) as exc:
+        raise NewslabError(prefix + storage_failure(getattr(storage, "url", "?"), exc)) from exc
+
+
+def check_storage(storage, prefix: str = "") -> None:
+    """NewslabError if this process's SQLite database was deleted or replaced since it was opened
+    (the open connections would go on reading the old file and never notice)."""
+    path = sqlite_path(getattr(storage, "url", ""))
+    cause = _sqlite_cause(path, None) if path is not None else None
+    if cause:
+        raise NewslabError(f"{prefix}study database {path}: {cause}")
+
+
+@contextlib.contextmanager
+def study_lock(storage, name: str) -> Iterator[bool]:
+    """Holds off other processes preparing study `name` in this storage (True), so that creating it,
+    recording its spec and queueing its trials happen once. SQLite: a lock on the database's folder;
+    PostgreSQL: an advisory lock, released by the server if this process dies. Other back ends: no
+    lock (False)."""
+    from sqlalchemy import text
+
+    url = getattr(storage, "url", "")
+    path = sqlite_path(url)
+    if path is not None:
+        with _folder_lock(path.parent):
+            yield True
+        return
+    if not url.startswith("postgresql"):
+        yield False
+        return
+    key = int.from_bytes(hashlib.sha256(f"newslab study {name}".encode()).digest()[:8], "big", signed=True)
+    with storage.engine.connect() as connection:
+        connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": key})
+        connection.commit()
+        try:
+            yield True
+        finally:
+            try:
+                connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": key})
+                connection.commit()
+            except Exception:
+                connection.invalidate()  # a closed session holds no lock; never return it to the pool
 
 
 def trial_states():
@@ -78,9 +372,26 @@ def trial_states():
 
 
 # ------------------------------------------------------------------------------ studies
+def opened(storage, name: str, create: bool = False):
+    """The storage itself, for study `name`: a `MissingStorage` that still holds nothing says
+    `study NAME not found: REASON` (or, to `create`, that the storage was opened for reading)."""
+    if not isinstance(storage, MissingStorage):
+        return storage
+    real = storage.opened()
+    if real is not None:
+        return real
+    if create:
+        raise NewslabError(
+            f"study {name!r} cannot be created: {storage.reason} "
+            f"(the storage was opened for reading; open_storage(..., create=True) creates it)"
+        )
+    raise NewslabError(f"study {name!r} not found: {storage.reason}")
+
+
 def load_study(name: str, storage) -> optuna.Study:
     import optuna
 
+    storage = opened(storage, name)
     try:
         return optuna.load_study(study_name=name, storage=storage)
     except KeyError:
@@ -88,11 +399,11 @@ def load_study(name: str, storage) -> optuna.Study:
 
 
 def create_study(name: str, storage, user_attrs: dict[str, Any]) -> optuna.Study | None:
-    """A new study with these attributes; None if one of that name exists already."""
+    """A new study with these attributes (in this order); None if one of that name exists already."""
     import optuna
 
     try:
-        study = optuna.create_study(study_name=name, storage=storage, direction="maximize")
+        study = optuna.create_study(study_name=name, storage=opened(storage, name, create=True), direction="maximize")
     except optuna.exceptions.DuplicatedStudyError:
         return None
     for key, value in user_attrs.items():
@@ -121,8 +432,12 @@ def claim_trial(study: optuna.Study) -> int | None:
         try:
             if study._storage.set_trial_state_values(trial._trial_id, state=TrialState.RUNNING):
                 return trial._trial_id
-        except (optuna.exceptions.UpdateFinishedTrialError, optuna.exceptions.StorageInternalError):
+        except optuna.exceptions.UpdateFinishedTrialError:
             continue  # another worker took it first
+        except optuna.exceptions.StorageInternalError as exc:
+            if _contention(exc):
+                continue  # lost a write race to another worker
+            raise  # a broken storage (deleted, read-only): never skip every trial and poll for ever
     return None
 
 
