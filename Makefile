@@ -20,7 +20,7 @@ install: $(VENV)/.installed-$(EXTRAS)
 
 # PostgreSQL, Chromium, a CJK font and tcmalloc, as the tests need them (.ci/services.sh starts the server)
 test: install
-	source .ci/services.sh && NEWSLAB_DATA_DIR=$(DATA) $(PY) -m pytest $(PYTEST_ARGS)
+	source .ci/services.sh && NEWSLAB_DATA_DIR=$(abspath $(DATA)) $(PY) -m pytest $(PYTEST_ARGS)
 
 # ruff (lint + format), mypy and the import-layers contract; CI runs these too
 lint: install
@@ -32,6 +32,6 @@ lint: install
 # tcmalloc (training memory) and a CJK font (--lang zh) are optional for the handbook
 manual: install
 	.ci/system-packages.sh --optional libtcmalloc-minimal4 fonts-wqy-microhei
-	NEWSLAB_DATA_DIR=$(DATA) $(VENV)/bin/newslab manual --preset quick
+	NEWSLAB_DATA_DIR=$(abspath $(DATA)) $(VENV)/bin/newslab manual --preset quick
 
 .PHONY: install test lint manual

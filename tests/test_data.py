@@ -266,3 +266,29 @@ def test_offline_error_names_missing_files(tmp_path: Path) -> None:
     message = str(err.value)
     assert "missing train.csv, test.csv, classes.txt" in message and "--data-dir" in message
     assert "\n" not in message
+
+
+def test_workers_starting_together_build_one_consistent_cache_entry(tiny_config: RunConfig, tmp_path: Path) -> None:
+    """WordPiece training differs run to run: a manifest must never vouch for another process's ids."""
+    import subprocess
+    import sys
+
+    config = tiny_config.replace(tokenizer="wordpiece")
+    script = (
+        "import sys; from newslab.config import RunConfig; from newslab.data import cache_dir, load_dataset; "
+        "import json; c = RunConfig.from_dict(json.loads(sys.argv[1])); "
+        "load_dataset(c.data, cache_dir(c.execution.out_dir), progress=False)"
+    )
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", script, json.dumps(config.to_dict())], stderr=subprocess.PIPE, text=True
+        )
+        for _ in range(3)
+    ]
+    assert [p.wait(timeout=120) for p in procs] == [0, 0, 0]
+    assert all("damaged" not in p.stderr.read() for p in procs)
+    ds = load(config)
+    assert len(list(data.cache_dir(config.execution.out_dir).glob("dataset-*.json"))) == 1
+    for split in (ds.train, ds.val):
+        encoded = [row for chunk in encode_chunks(ds.tokenizer, split.texts) for row in chunk]
+        assert [split.row(i, 10_000).tolist() for i in range(len(split))] == encoded

@@ -173,3 +173,16 @@ def test_config_from_dict_rejects_unknown_fields_and_types() -> None:
     assert RunConfig.create({"lr": "1e-3", "dropout": 0}).optim.lr == 1e-3
     with pytest.raises(ConfigError, match=r"config.json: unknown field.*model.lr"):
         RunConfig.from_dict({"version": 2, "model": {"lr": 1e-3}}, source="config.json")
+
+
+def test_one_spelling_per_ablation_combination_and_finite_numbers() -> None:
+    assert RunConfig.create(ablation="single_head+no_pe") == RunConfig.create(ablation="no_pe+single_head")
+    assert RunConfig.create(ablation=["no_ffn", "no_pe"]).identity() == RunConfig().ablate("no_pe", "no_ffn").identity()
+    for changes, message in [
+        ({"lr": float("inf")}, "--lr must be > 0 and finite"),
+        ({"lr": float("nan")}, "--lr must be > 0 and finite"),
+        ({"weight_decay": float("nan")}, "--weight-decay must be >= 0 and finite"),
+        ({"dropout": float("nan")}, "--dropout must be in"),
+    ]:
+        with pytest.raises(ConfigError, match=message):
+            RunConfig.create(changes)

@@ -166,3 +166,59 @@ def test_dataset_of_a_run_is_the_one_it_trained_on(tiny_config: RunConfig) -> No
     ds = load(tiny_config)
     assert run.tokenizer.to_json() == ds.tokenizer.to_json()
     assert RunFolder(result.run_dir).predictions()["test_labels"] == ds.test.labels.tolist()
+
+
+def test_an_interrupt_while_writing_the_final_status_still_leaves_one(
+    tiny_config: RunConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runs_mod = importlib.import_module("newslab.runs")
+    real, armed = runs_mod.atomic_write, [True]
+
+    def interrupted_once(path, write):
+        if path.name == "final.json" and armed[0]:
+            armed[0] = False
+            raise KeyboardInterrupt
+        return real(path, write)
+
+    with pytest.raises(KeyboardInterrupt):
+        with RunRecorder(tiny_config.replace(run_name="late")) as run:
+            run.start(params={})
+            monkeypatch.setattr(runs_mod, "atomic_write", interrupted_once)
+            run.finish("completed")  # the signal lands inside this write
+    assert run.folder.status() == "interrupted"  # never left at "running"
+
+
+def test_a_failure_while_creating_the_folder_leaves_no_half_run(
+    tiny_config: RunConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runs_mod = importlib.import_module("newslab.runs")
+
+    def full(path, payload):
+        raise OSError(28, "No space left on device", str(path))
+
+    monkeypatch.setattr(runs_mod, "write_json", full)
+    with pytest.raises(OSError):
+        quiet(tiny_config.replace(run_name="half"))
+    assert not (Path(tiny_config.execution.out_dir) / "runs" / "half").exists()
+    monkeypatch.undo()
+    assert quiet(tiny_config.replace(run_name="half")).status == "completed"  # the name is free
+
+
+def test_old_run_names_still_load(tiny_config: RunConfig) -> None:
+    result = quiet(tiny_config)
+    flat = {**tiny_config.flat(), "ablation": None, "run_name": "exp 1 (old)"}  # 0.1 accepted any name
+    (result.run_dir / "config.json").write_text(json.dumps(flat))
+    assert load_run(result.run_dir).config.execution.run_name == "exp 1 (old)"
+
+
+def test_the_checkpoint_epoch_is_the_weights_own(tiny_config: RunConfig) -> None:
+    """checkpoint.json is a copy; the weights file carries its epoch, so a stale copy cannot mislabel it."""
+    result = quiet(tiny_config.replace(epochs=3))
+    meta_file = result.run_dir / "checkpoint.json"
+    meta = json.loads(meta_file.read_text())
+    meta_file.write_text(json.dumps({**meta, "epoch": 99, "val_accuracy": 0.0}))
+    run = load_run(result.run_dir)
+    assert run.checkpoint["epoch"] == meta["epoch"] == RunFolder(result.run_dir).final()["best_epoch"]
+    meta_file.write_text(json.dumps({"epoch": 1}))
+    with pytest.raises(NewslabError, match="checkpoint.json: malformed"):
+        load_run(result.run_dir)

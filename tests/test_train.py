@@ -182,3 +182,19 @@ def test_warmup_then_linear_decay() -> None:
     factor = train_mod.lr_lambda(100, 0.1)
     assert [round(factor(s), 3) for s in (0, 9, 10, 55, 99)] == [0.1, 1.0, 1.0, 0.5, 0.011]
     assert train_mod.lr_lambda(10, 0.0)(0) == 1.0
+
+
+def test_off_a_terminal_progress_lines_show_a_long_epoch_is_alive(tiny_config: RunConfig, monkeypatch) -> None:
+    monkeypatch.setattr(train_mod, "PROGRESS_EVERY_S", 0.0)  # every step, instead of every 30 s
+    lines: list[str] = []
+    train(tiny_config, log=lines.append, progress=False)
+    steps = [line for line in lines if "| step " in line]
+    per_epoch = math.ceil(len(load(tiny_config).train) / tiny_config.optim.batch_size)
+    assert len(steps) == 2 * per_epoch  # two epochs, a line after every step
+    assert steps[-1].startswith(f"Epoch 2/2 | step {per_epoch}/{per_epoch} | train loss ")
+    assert steps[-1].endswith("training left ~0:00") and "samples/s" in steps[0]
+    assert len([line for line in lines if "Val loss" in line]) == 2
+    silent: list[str] = []
+    monkeypatch.setattr(train_mod, "PROGRESS_EVERY_S", 3600.0)
+    train(tiny_config, log=silent.append, progress=False)
+    assert not [line for line in silent if "| step " in line]  # short runs print only their epochs

@@ -82,10 +82,14 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def config_from_args(args: argparse.Namespace) -> RunConfig:
+    """The file's settings (with its own ablations, which must hold in it) under the flags'. Flag ablations
+    add to the file's and override its other settings; a flag that contradicts an ablation is refused."""
     values = load_config_file(args.config) if getattr(args, "config", None) else {}
     source = f"--config {args.config}" if getattr(args, "config", None) else "flags"
-    values.update({k: v for k, v in vars(args).items() if k in FIELDS or k == "ablation"})
-    return RunConfig.create(values, source=source)
+    flags = {k: v for k, v in vars(args).items() if k in FIELDS}
+    base = RunConfig.create({**values, **flags}, source=source)
+    names = dict.fromkeys([*base.ablation, *(getattr(args, "ablation", None) or [])])
+    return RunConfig.create({**base.flat(), **flags, "ablation": list(names)}, source="flags", explicit=flags)
 
 
 def cmd_train(args: argparse.Namespace) -> int:

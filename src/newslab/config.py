@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
-import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -45,7 +45,6 @@ __all__ = [
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 DEFAULT_DATA_DIR = "data/ag_news"
-FOLDER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")
 CONFIG_VERSION = 2  # config.json: 1 = one flat mapping (newslab 0.1), 2 = the four parts
 
 
@@ -190,12 +189,12 @@ class OptimConfig:
         _choices(self)
         _positive(self, "epochs", "batch_size")
         _fraction(self, "warmup", "label_smoothing")
-        if not self.lr > 0:
-            raise ConfigError(f"--lr must be > 0, got {self.lr!r}")
-        if not self.max_grad_norm > 0:
+        if not 0 < self.lr < math.inf:
+            raise ConfigError(f"--lr must be > 0 and finite, got {self.lr!r}")
+        if not self.max_grad_norm > 0:  # inf is allowed: clipping that never clips
             raise ConfigError(f"--max-grad-norm must be > 0, got {self.max_grad_norm!r}")
-        if self.weight_decay < 0:
-            raise ConfigError(f"--weight-decay must be >= 0, got {self.weight_decay!r}")
+        if not 0 <= self.weight_decay < math.inf:
+            raise ConfigError(f"--weight-decay must be >= 0 and finite, got {self.weight_decay!r}")
 
 
 @dataclass(frozen=True)
@@ -215,10 +214,6 @@ class ExecutionConfig:
     def __post_init__(self) -> None:
         _choices(self)
         _positive(self, "threads", "eval_batch_size")
-        if self.run_name is not None and not FOLDER_NAME.fullmatch(self.run_name):  # never a path out of OUT_DIR
-            raise ConfigError(
-                f"--run-name {self.run_name!r} must be one folder name (letters, digits, '.', '_', '+', '-')"
-            )
 
 
 PARTS: dict[str, type] = {"model": ModelConfig, "data": DataConfig, "optim": OptimConfig, "execution": ExecutionConfig}
@@ -241,7 +236,8 @@ def ablation_names(value: Any, source: str = "ablation") -> tuple[str, ...]:
             raise ConfigError(f"--ablation {name!r} is unknown; choose one of: {', '.join(ABLATIONS)}")
     if len(set(names)) != len(names):
         raise ConfigError(f"--ablation {'+'.join(names)}: an ablation is named twice")
-    return names
+    order = list(ABLATIONS)
+    return tuple(sorted(names, key=order.index))  # one spelling per combination: "b+a" is "a+b"
 
 
 def _field_type(f: dataclasses.Field) -> type:
@@ -307,13 +303,14 @@ class RunConfig:
         /,
         *,
         source: str = "arguments",
-        ablations_win: bool = False,
+        explicit: Collection[str] | None = None,
         **flat: Any,
     ) -> RunConfig:
         """A config from flat settings (flags, YAML/JSON files, study specs, keyword arguments).
 
-        Ablations named in `ablation` set their fields; a value given for such a field must agree,
-        unless `ablations_win` (a study's ablation applied to its base settings) lets it override.
+        Ablations named in `ablation` set their fields. A value given for such a field must agree with
+        the ablation when it is `explicit` (default: every value given); the others are base settings
+        that the ablation overrides (a study's inherited settings, a config file under flags).
         """
         values = {**(values or {}), **flat}
         names = ablation_names(values.pop("ablation", None), source)
@@ -331,7 +328,8 @@ class RunConfig:
                     )
                 forced[setting] = (name, value)
         for setting, (name, value) in forced.items():
-            if setting in values and values[setting] != value and not ablations_win:
+            given = values if explicit is None else {k: v for k, v in values.items() if k in explicit}
+            if setting in given and given[setting] != value:
                 raise ConfigError(
                     f"--ablation {name} sets {flag(setting)} {value!r}; "
                     f"{flag(setting)} {values[setting]!r} contradicts it"
@@ -352,7 +350,7 @@ class RunConfig:
 
     def ablate(self, *names: str) -> RunConfig:
         """These settings with more ablations applied (their fields override these settings')."""
-        return self.create({**self.flat(), "ablation": [*self.ablation, *names]}, source="ablate", ablations_win=True)
+        return self.create({**self.flat(), "ablation": [*self.ablation, *names]}, source="ablate", explicit=())
 
     # -- views ---------------------------------------------------------------------------
     def flat(self) -> dict[str, Any]:
@@ -431,4 +429,6 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
         return {}
     if not isinstance(values, dict):
         raise ConfigError(f"--config {path}: expected a mapping of field: value")
+    if "version" in values:  # a run's own config.json: its settings, to re-create or vary that run
+        return RunConfig.from_dict(values, source=f"--config {path}").flat()
     return {str(k).replace("-", "_"): v for k, v in values.items()}

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import html
+import http.client
 import io
 import json
 import os
@@ -28,7 +29,7 @@ import torch
 
 from .config import DataConfig
 from .errors import NewslabError
-from .files import atomic_write, remove_stale_temporaries
+from .files import atomic_write, exclusive_lock, remove_stale_temporaries
 from .tokenization import PAD_ID, SPECIAL_TOKENS, Tokenizer, encode_chunks, load_tokenizer, train_tokenizer
 
 DATA_FILES = ("train.csv", "test.csv", "classes.txt")
@@ -133,7 +134,7 @@ def _download_ag_news(data_dir: Path, base_url: str, progress: bool) -> None:
         for name in DATA_FILES:
             os.replace(staging / name, data_dir / name)
         done = True
-    except (urllib.error.URLError, OSError, TimeoutError) as exc:
+    except (urllib.error.URLError, OSError, TimeoutError, http.client.HTTPException, ValueError) as exc:
         reason = getattr(exc, "reason", None) or exc
         raise DataError(
             f"{data_dir}: missing {', '.join(DATA_FILES)} and the download from {base_url} failed ({reason}); "
@@ -365,10 +366,11 @@ def load_dataset(
     settings = config.settings()
     key = hashlib.sha256(json.dumps([CACHE_VERSION, digests, settings], sort_keys=True).encode()).hexdigest()[:20]
     entry = Path(cache) / f"dataset-{key}"
-    dataset = _read_cache(entry, log or (lambda msg: print(msg, file=sys.stderr)))
-    if dataset is None:
-        dataset = _build_dataset(data_dir, config, digests, settings, key)
-        _write_cache(entry, dataset)
+    with exclusive_lock(entry.with_suffix(".lock")):  # workers starting together build an entry once
+        dataset = _read_cache(entry, log or (lambda msg: print(msg, file=sys.stderr)))
+        if dataset is None:
+            dataset = _build_dataset(data_dir, config, digests, settings, key)
+            _write_cache(entry, dataset)
     dataset.info.update(data_dir=str(data_dir.resolve()), cache_file=str(entry) + ".json")
     return dataset
 
@@ -385,7 +387,8 @@ def _write_cache(entry: Path, dataset: Dataset) -> None:
     remove_stale_temporaries(entry.parent)
     tensors = {k: v.contiguous() for name in SPLITS for k, v in getattr(dataset, name).tensors(name).items()}
     tensor_path = entry.with_suffix(".safetensors")
-    atomic_write(tensor_path, lambda tmp: Path(tmp).write_bytes(save(tensors)))  # a full disk: an OSError
+    blob = save(tensors)  # the manifest vouches for these bytes, not for whatever the file holds later
+    atomic_write(tensor_path, lambda tmp: Path(tmp).write_bytes(blob))  # a full disk: an OSError
     payload = {
         "version": CACHE_VERSION,
         "tokenizer": dataset.tokenizer.to_json(),
@@ -395,7 +398,7 @@ def _write_cache(entry: Path, dataset: Dataset) -> None:
     }
     manifest = {
         "payload": payload,
-        "sha256": {"tensors": file_digests(tensor_path)["sha256"], "payload": _payload_digest(payload)},
+        "sha256": {"tensors": hashlib.sha256(blob).hexdigest(), "payload": _payload_digest(payload)},
     }
     atomic_write(entry.with_suffix(".json"), lambda tmp: Path(tmp).write_text(json.dumps(manifest)))
 

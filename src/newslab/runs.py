@@ -21,6 +21,7 @@ import contextlib
 import csv
 import fcntl
 import json
+import re
 import shutil
 import signal
 import threading
@@ -58,7 +59,9 @@ METRIC_COLUMNS = [
 ]
 FINAL_STATUSES = ("completed", "failed", "interrupted")
 LEGACY_CHECKPOINT = "best.pt"
+FOLDER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")
 FINAL_RESERVE = 8192  # bytes kept by final.json for its last, in-place write
+MAX_REASON = 2000  # characters of a failure's reason kept in final.json (so the status always fits)
 
 
 class Terminated(KeyboardInterrupt):
@@ -93,7 +96,11 @@ class RunResult:
 # ------------------------------------------------------------------------ the folder
 def run_path(config: RunConfig) -> Path:
     """OUT_DIR/runs/<--run-name, or time stamp + settings + a random suffix>."""
-    name = config.execution.run_name or f"{time.strftime('%Y%m%d-%H%M%S')}-{config.label}-{uuid.uuid4().hex[:6]}"
+    name = config.execution.run_name
+    if name is None:
+        name = f"{time.strftime('%Y%m%d-%H%M%S')}-{config.label}-{uuid.uuid4().hex[:6]}"
+    elif not FOLDER_NAME.fullmatch(name):  # never a path out of OUT_DIR (checked here, where it becomes one)
+        raise ConfigError(f"--run-name {name!r} must be one folder name (letters, digits, '.', '_', '+', '-')")
     return Path(config.execution.out_dir) / "runs" / name
 
 
@@ -207,6 +214,7 @@ class RunRecorder:
         self._train = {"seconds": 0.0, "samples": 0, "tokens": 0}
         self._lock: Any = None
         self._signals = _sigterm_as_interrupt()
+        self._final_written = False  # set once a final status is on disk, not merely in memory
 
     # -- entering and leaving ---------------------------------------------------------
     def __enter__(self) -> RunRecorder:
@@ -230,20 +238,25 @@ class RunRecorder:
             if any(path.iterdir()):
                 raise NewslabError(f"{path}: another process created this run folder just now") from None
         self._lock = self._acquire(path)
-        write_json(self.folder.config_file, self.config.to_dict())
-        self._write_final()
+        try:
+            write_json(self.folder.config_file, self.config.to_dict())
+            self._write_final()
+        except BaseException:  # a folder without its config or status is no run: leave none behind
+            shutil.rmtree(path, ignore_errors=True)
+            self._lock.close()
+            raise
         self._signals.__enter__()
         return self
 
     def __exit__(self, kind, exc, tb) -> None:
         try:
-            if exc is not None and self.result.status not in FINAL_STATUSES:
+            if exc is not None and not self._final_written:
                 if isinstance(exc, KeyboardInterrupt):
                     reason = str(exc) or "interrupted by the user (Ctrl-C)"
                     self._end("interrupted", reason)
                 else:
                     self._end("failed", f"{type(exc).__name__}: {exc}")
-            elif self.result.status not in FINAL_STATUSES:  # left the block without finish(): a bug
+            elif not self._final_written:  # left the block without finish(): a bug
                 self._end("failed", "the run ended without a final status")
         finally:
             self._signals.__exit__(kind, exc, tb)
@@ -284,25 +297,26 @@ class RunRecorder:
         return self.result.best_val_accuracy is None or val_accuracy > self.result.best_val_accuracy
 
     def save_checkpoint(self, model: TextClassifier, dataset: Dataset, epoch: int, val: EvalResult) -> None:
-        """The best epoch so far: weights, then the JSON beside them (each file replaced atomically)."""
+        """The best epoch so far. What changes from epoch to epoch (the epoch and its validation
+        metrics) travels inside the weights file, so the weights are never paired with another epoch's
+        numbers; the JSON beside them (written once, or a copy) is what people and tools read."""
         from safetensors.torch import save
 
+        if not self.folder.tokenizer_file.is_file():  # the same for every epoch of a run
+            atomic_write(self.folder.tokenizer_file, lambda tmp: Path(tmp).write_text(dataset.tokenizer.to_json()))
+        best = {"epoch": epoch, "val_accuracy": val.accuracy, "val_loss": val.loss}
         state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+        blob = save(state, metadata={k: json.dumps(v) for k, v in best.items()})
         # serialized here and written by Python, so a full disk is an OSError naming the file
-        atomic_write(self.folder.weights_file, lambda tmp: Path(tmp).write_bytes(save(state)))
-        atomic_write(self.folder.tokenizer_file, lambda tmp: Path(tmp).write_text(dataset.tokenizer.to_json()))
-        write_json(
-            self.folder.checkpoint_file,
-            {
-                "model": asdict(self.config.model),
-                "vocab_size": dataset.vocab_size,
-                "class_names": dataset.class_names,
-                "epoch": epoch,
-                "val_accuracy": val.accuracy,
-                "val_loss": val.loss,
-            },
-        )
+        atomic_write(self.folder.weights_file, lambda tmp: Path(tmp).write_bytes(blob))
         self.result.best_epoch, self.result.best_val_accuracy = epoch, val.accuracy
+        meta = {
+            "model": asdict(self.config.model),
+            "vocab_size": dataset.vocab_size,
+            "class_names": dataset.class_names,
+            **best,
+        }
+        write_json(self.folder.checkpoint_file, meta)
 
     def save_predictions(self, val: EvalResult, test: EvalResult, dataset: Dataset) -> None:
         self.result.test_accuracy, self.result.test_macro_f1 = test.accuracy, test.macro_f1
@@ -333,17 +347,25 @@ class RunRecorder:
 
     def _write_final(self) -> None:
         values = {k: v for k, v in asdict(self.result).items() if k not in ("run_dir", "history")}
+        values["reason"] = values["reason"] and values["reason"][:MAX_REASON]
         text = json.dumps({**self.summary, **values, "epochs_completed": len(self.result.history)}, indent=2)
         # Padded to a fixed size, so that on a full disk the final status can still overwrite the
         # file's own blocks in place when writing a new file fails (JSON ignores trailing spaces).
-        padded = text + "\n" + " " * max(0, FINAL_RESERVE - len(text.encode()) - 1)
+        padded = (text + "\n").ljust(FINAL_RESERVE)
+        final = self.result.status in FINAL_STATUSES
         try:
             atomic_write(self.folder.final_file, lambda tmp: Path(tmp).write_text(padded, encoding="utf-8"))
         except OSError:
-            if self.result.status not in FINAL_STATUSES or not self.folder.final_file.is_file():
+            fits = (
+                len(padded.encode()) <= self.folder.final_file.stat().st_size
+                if self.folder.final_file.is_file()
+                else False
+            )
+            if not final or not fits:
                 raise
             with open(self.folder.final_file, "r+", encoding="utf-8") as fh:
                 fh.write(padded)
+        self._final_written = final
 
 
 # ------------------------------------------------------------------------ evaluation
@@ -390,7 +412,7 @@ class LoadedRun:
 
 def load_run(run_dir: str | Path, device: str | torch.device = "cpu") -> LoadedRun:
     """Rebuild the model, config and tokenizer of a run from its folder (weights of the best epoch)."""
-    from safetensors import SafetensorError
+    from safetensors import SafetensorError, safe_open
     from safetensors.torch import load_file
 
     folder = RunFolder(run_dir)
@@ -402,17 +424,17 @@ def load_run(run_dir: str | Path, device: str | torch.device = "cpu") -> LoadedR
     meta = folder._json(folder.checkpoint_file)
     try:
         state = load_file(folder.weights_file, device=str(device))
-    except (SafetensorError, OSError) as exc:
+        with safe_open(folder.weights_file, "pt") as weights:  # the epoch the weights really are
+            meta.update({k: json.loads(v) for k, v in (weights.metadata() or {}).items()})
+        model_config = ModelConfig(**meta["model"])
+        vocab_size, class_names = int(meta["vocab_size"]), list(meta["class_names"])
+    except (SafetensorError, OSError, ValueError) as exc:
         raise NewslabError(f"{folder.weights_file}: damaged checkpoint ({exc})") from None
+    except (KeyError, TypeError) as exc:
+        raise NewslabError(f"{folder.checkpoint_file}: malformed ({type(exc).__name__}: {exc})") from None
     tokenizer = load_tokenizer(folder.tokenizer_file.read_text(encoding="utf-8"), str(folder.tokenizer_file))
-    model_config = ModelConfig(**meta["model"])
-    return LoadedRun(
-        _build(model_config, meta["vocab_size"], len(meta["class_names"]), state, folder.weights_file, device),
-        config,
-        tokenizer,
-        meta["class_names"],
-        meta,
-    )
+    model = _build(model_config, vocab_size, len(class_names), state, folder.weights_file, device)
+    return LoadedRun(model, config, tokenizer, class_names, meta)
 
 
 def _build(

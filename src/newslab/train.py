@@ -25,6 +25,7 @@ from .runs import RunRecorder, RunResult, evaluate, select_device
 from .step import TrainStep, amp_dtype, wants_compile
 
 CHECK_EVERY = 32  # steps between NaN/inf checks of the loss (each check is one host sync)
+PROGRESS_EVERY_S = 30.0  # off a terminal: seconds between progress lines
 
 
 class TrainingDiverged(NewslabError):
@@ -62,13 +63,42 @@ def epoch_line(epoch: int, epochs: int, row: dict) -> str:
     )
 
 
+class ProgressLines:
+    """Off a terminal (pipes, nohup, notebooks), one line every PROGRESS_EVERY_S seconds, so a long epoch
+    is seen to be alive: where the run is, its loss and speed, and the training time it has left."""
+
+    def __init__(self, epochs: int, steps_per_epoch: int, batch_size: int, write: Callable[[str], None]):
+        self.epochs, self.steps, self.batch_size, self.write = epochs, steps_per_epoch, batch_size, write
+        self.started = self.last = time.perf_counter()
+        self.done = 0
+
+    def __call__(self, epoch: int, step: int, loss: torch.Tensor) -> None:
+        self.done += 1
+        now = time.perf_counter()
+        if now - self.last < PROGRESS_EVERY_S:
+            return
+        self.last = now
+        rate = self.done / (now - self.started)  # steps/s over the run so far
+        left = int((self.epochs * self.steps - self.done) / rate)
+        self.write(
+            f"Epoch {epoch}/{self.epochs} | step {step}/{self.steps} | train loss {float(loss):.4f} | "
+            f"{rate * self.batch_size:.0f} samples/s | training left ~{left // 60}:{left % 60:02d}"
+        )
+
+
 def train_epoch(
-    step: TrainStep, scheduler, batches: Iterable[Batch], device: torch.device, epoch: int
+    step: TrainStep,
+    scheduler,
+    batches: Iterable[Batch],
+    device: torch.device,
+    epoch: int,
+    on_step: Callable[[int, int, torch.Tensor], None] | None = None,
 ) -> tuple[float, float, int, int, float]:
     """One pass; returns (mean loss, mean unclipped grad norm, samples, real tokens, seconds).
 
     Losses and norms stay on the device; every CHECK_EVERY steps one host sync checks that
-    the loss is finite (TrainingDiverged names the first bad step).
+    the loss is finite (TrainingDiverged names the first bad step). `on_step(epoch, step, loss)`
+    follows every step (ProgressLines reads the loss, a sync, only when it prints).
     """
     t0, losses, norms, samples, tokens, checked = time.perf_counter(), [], [], 0, 0, 0
     for batch in batches:
@@ -79,6 +109,8 @@ def train_epoch(
         scheduler.step()
         losses.append(loss)
         norms.append(norm)
+        if on_step:
+            on_step(epoch, len(losses), loss)
         if len(losses) - checked >= CHECK_EVERY:
             checked = _check_finite(losses, checked, epoch)
     _check_finite(losses, checked, epoch)
@@ -113,6 +145,7 @@ def train(
     evaluated); Ctrl-C and SIGTERM end it "interrupted" and re-raise; any other exception ends it
     "failed" and is re-raised. `on_epoch(epoch, metrics_row)` is called after every epoch.
     """
+    quiet = log is None
     log = log or (lambda _msg: None)
     progress = sys.stderr.isatty() if progress is None else progress
     # the data's absolute location (the flag, $NEWSLAB_DATA_DIR or the default) is recorded, so the run
@@ -149,6 +182,7 @@ def train(
             model, split, dataset.num_classes, device, execution.eval_batch_size, model_cfg.max_len, optim.precision
         )
 
+        lines = None if progress or quiet else ProgressLines(optim.epochs, steps_per_epoch, optim.batch_size, log)
         best_state, diverged = None, None
         try:
             for epoch in range(1, optim.epochs + 1):
@@ -157,11 +191,11 @@ def train(
                 batches: Iterable[Batch] = iterate_batches(
                     dataset.train, optim.batch_size, model_cfg.max_len, generator
                 )
-                if progress:
+                if progress:  # on a terminal, a live bar; off it, ProgressLines
                     from tqdm import tqdm
 
                     batches = tqdm(batches, total=steps_per_epoch, desc=f"Epoch {epoch}/{optim.epochs}", leave=False)
-                loss, norm, samples, tokens, seconds = train_epoch(step, scheduler, batches, device, epoch)
+                loss, norm, samples, tokens, seconds = train_epoch(step, scheduler, batches, device, epoch, lines)
                 val = evaluate_split(dataset.val)
                 row = {
                     "epoch": epoch,

@@ -108,7 +108,7 @@ class StudySpec:
         """The RunConfig of one trial; `placement` adds where and how it runs (out_dir, threads)."""
         values = {**self.fixed, **point, **nuisance, "seed": seed, **placement}
         # a varied ablation overrides what the spec fixes or inherits (single_head over num_heads=8)
-        return RunConfig.create(values, source=f"study {self.name}", ablations_win=True)
+        return RunConfig.create(values, source=f"study {self.name}", explicit=())
 
     def trials(self) -> list[TrialPlan]:
         """Every point x nuisance x seed, each validated as a RunConfig before anything runs."""
