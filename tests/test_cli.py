@@ -38,6 +38,8 @@ def run_cli(*args: str, env: dict | None = None, timeout: int = 900) -> subproce
             ["train", "--ablation", "single_head", "--num-heads", "4"],
             "--ablation single_head sets --num-heads 1; --num-heads 4 contradicts it",
         ),
+        (["study", "run", "quick-grid", "--threads", "-1"], "argument --threads: must be a positive integer, got -1"),
+        (["manual", "--workers", "0"], "argument --workers: must be a positive integer, got 0"),
         (["train", "--run-name", "../outside"], "--run-name '../outside' must be one folder name"),
     ],
 )

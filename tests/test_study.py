@@ -16,6 +16,7 @@ import yaml
 
 from newslab.cli import main
 from newslab.config import NewslabError
+from newslab.errors import ConfigError
 from newslab.runs import RunFolder
 from newslab.study import (
     PRESETS,
@@ -113,6 +114,50 @@ def test_bad_specs_fail_before_any_training(tmp_path: Path, spec: dict, message:
     err = capsys.readouterr().err
     assert code == 2 and message in err and err.count("\n") == 1
     assert not (tmp_path / "out" / "studies").exists()
+
+
+@pytest.mark.parametrize(
+    "section, key, values, bad",
+    [
+        ("scientific", "ablation", ["none", ["no_pe", "no_ffn"]], ["no_pe", "no_ffn"]),  # a combination as a list
+        ("nuisance", "lr", [1e-3, {"value": 3e-3}], {"value": 3e-3}),
+        ("scientific", "embed_dim,ablation", [[16, "none"], [16, ["no_pe"]]], ["no_pe"]),  # in a joint key's tuple
+    ],
+)
+def test_a_parameter_value_must_be_a_single_value(section: str, key: str, values: list, bad) -> None:
+    # a list or mapping passed validation, then crashed every worker (unhashable in `spec.choices`)
+    grid = {section: {key: values}, **({"scientific": {"num_heads": [2]}} if section == "nuisance" else {})}
+    with pytest.raises(ConfigError) as err:
+        StudySpec(name="bad", **grid)
+    assert str(err.value) == (
+        f"study spec 'bad': {section}.{key}: {bad!r} is not a single value (a string, number, true/false or null); "
+        "an ablation combination is one string, e.g. 'no_pe+no_ffn'"
+    )
+
+
+def test_an_ablation_combination_is_one_string(data_dir: Path) -> None:
+    spec = tiny_spec(data_dir, scientific={"ablation": ["none", "no_pe+no_ffn"]}, seeds=1)
+    assert spec.choices("ablation") == ["none", "no_pe+no_ffn"]
+    assert [spec.config(p.point, p.nuisance, p.seed).ablation for p in spec.trials()] == [(), ("no_pe", "no_ffn")]
+
+
+def test_reproduce_commands_run_a_study_after_its_base_study(tmp_path: Path) -> None:
+    from newslab.report.build import reproduce_commands
+    from newslab.study import StudyResult
+
+    def result(name: str, base: str | None, scientific: dict) -> StudyResult:
+        return StudyResult(name, StudySpec(name=name, base_study=base, scientific=scientific), [], created=0.0)
+
+    results = [
+        result("abl", "refine", {"ablation": ["none", "no_ffn"]}),
+        result("refine", "grid", {"lr": [1e-3, 3e-3]}),  # varies no ablation, yet starts from grid
+        result("grid", None, {"embed_dim,num_heads": [[16, 2], [32, 4]]}),
+        result("solo", None, {"ablation": ["none", "no_pe"]}),  # an ablation study of its own
+    ]
+    lines = reproduce_commands(results, tmp_path, "en", None, [])
+    runs = [line.split()[-1] for line in lines if line.startswith("newslab study run")]
+    assert runs == [str(tmp_path / "specs" / f"{name}.yaml") for name in ("grid", "refine", "abl", "solo")]
+    assert lines[-1] == "newslab report abl refine grid solo --lang en"
 
 
 def test_ablations_need_a_finished_base_study(tmp_path: Path, data_dir: Path) -> None:

@@ -20,12 +20,14 @@ from pathlib import Path
 import pytest
 
 from newslab.cli import main
-from newslab.errors import NewslabError
+from newslab.errors import ConfigError, NewslabError
 from newslab.runs import RunFolder
-from newslab.study import StudySpec, open_storage, prepare_study, study_results
+from newslab.study import StudySpec, open_storage, prepare_study, run_worker, study_results
+from newslab.study import storage as store
 from test_study import TINY, tiny_spec, write_spec
 
-train_mod = importlib.import_module("newslab.train")  # the module; `newslab.train` is also the function
+train_mod = importlib.import_module("newslab.train")
+runner = importlib.import_module("newslab.study.runner")  # the module; `newslab.train` is also the function
 
 
 @pytest.fixture(autouse=True)
@@ -128,7 +130,9 @@ def test_four_processes_create_one_sqlite_database_and_queue_each_trial_once(tmp
         queued = prepare_together(url, spec, where, processes=4)
         assert_queued_once(url, spec, queued)
         assert optuna.get_all_study_names(open_storage(url)) == ["tiny"]
-        assert sorted(os.listdir(where)) == ["studies.db"]  # no lock file, no journal left behind
+        # no journal left behind; the lock file stays, empty, on purpose (see storage.lock_file)
+        assert sorted(os.listdir(where)) == [".studies.db.lock", "studies.db"]
+        assert (where / ".studies.db.lock").stat().st_size == 0
 
 
 @contextlib.contextmanager
@@ -402,3 +406,227 @@ def test_records_hold_absolute_paths_found_from_any_working_directory(
             assert run_dir.is_absolute() and run_dir.parent == out / "studies" / name
             assert (run_dir / "final.json").is_file()
             assert RunFolder(run_dir).config()["out_dir"] == str(out)
+
+
+# ------------------------------------------------------------------ locks
+def test_the_sqlite_lock_is_a_file_beside_the_database(tmp_path: Path, data_dir: Path) -> None:
+    import fcntl
+
+    db = tmp_path / "db" / "s.db"
+    storage = open_storage(f"sqlite:///{db}", create=True)
+    lock = tmp_path / "db" / ".s.db.lock"
+    assert sorted(os.listdir(db.parent)) == [".s.db.lock", "s.db"]
+    with store.study_lock(storage, "tiny") as locked:
+        assert locked
+        fd = os.open(lock, os.O_RDWR)  # another open file: flock's owner, as another process's would be
+        try:
+            with pytest.raises(BlockingIOError):
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        finally:
+            os.close(fd)
+    fd = os.open(lock, os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # released
+    finally:
+        os.close(fd)
+
+
+@pytest.mark.parametrize("error", ["EBADF", "ENOLCK", "EOPNOTSUPP", "EINVAL"])
+def test_a_file_system_without_flock_runs_unlocked_and_says_so(
+    tmp_path: Path, data_dir: Path, monkeypatch: pytest.MonkeyPatch, error: str
+) -> None:
+    import errno
+    import fcntl
+
+    def no_flock(fd, operation):  # flock on NFS: "Bad file descriptor", "No locks available"
+        code = getattr(errno, error)
+        raise OSError(code, os.strerror(code))
+
+    monkeypatch.setattr(fcntl, "flock", no_flock)
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    storage = open_storage(url, create=True)  # creating works, unlocked
+    with store.study_lock(storage, "tiny") as locked:
+        assert locked is False  # honest: prepare_study takes its unlocked (waiting) path
+    study, queued = prepare_study(small_spec(data_dir), storage, tmp_path)
+    assert queued == 2 and study_results("tiny", open_storage(url)).counts()["waiting"] == 2
+
+
+@pytest.mark.postgres
+def test_the_postgresql_study_lock_lives_in_one_transaction(tmp_path: Path) -> None:
+    import threading
+
+    import sqlalchemy
+
+    url = postgres_url()
+    storage = open_storage(url, create=True)
+    name = f"pg-lock-{os.getpid()}-{time.time_ns()}"
+    key = store.advisory_key(name)
+    holders = sqlalchemy.text(
+        "SELECT a.state, l.granted FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+        "WHERE l.locktype = 'advisory' AND l.classid = :hi AND l.objid = :lo AND l.objsubid = 1 ORDER BY l.granted"
+    )
+    engine = sqlalchemy.create_engine(url, isolation_level="AUTOCOMMIT")
+
+    def holding() -> list[tuple[str, bool]]:
+        with engine.connect() as connection:
+            rows = connection.execute(holders, {"hi": (key >> 32) & 0xFFFFFFFF, "lo": key & 0xFFFFFFFF})
+            return [(state, granted) for state, granted in rows]
+
+    try:
+        with store.study_lock(storage, name) as locked:
+            # held by a transaction left open (a session lock would show its session "idle")
+            assert locked and holding() == [("idle in transaction", True)]
+            entered = threading.Event()
+
+            def other() -> None:
+                with store.study_lock(storage, name):
+                    entered.set()
+
+            thread = threading.Thread(target=other)
+            thread.start()
+            time.sleep(0.5)
+            assert not entered.is_set() and [granted for _, granted in holding()] == [False, True]
+        thread.join(timeout=30)
+        assert entered.is_set() and holding() == []  # the transaction ended: the lock is gone
+        with pytest.raises(RuntimeError, match="inside"), store.study_lock(storage, name):
+            raise RuntimeError("failed inside the lock")
+        assert holding() == []  # rolled back: released as well
+        with store.study_lock(storage, name) as locked:  # and the pooled connections still work
+            assert locked
+    finally:
+        engine.dispose()
+
+
+# ------------------------------------------------------------------ SQLite URLs
+def test_an_sqlite_file_uri_is_refused_in_one_line(tmp_path: Path, capsys) -> None:
+    url = f"sqlite:///file:{tmp_path / 'x.db'}?uri=true"  # would bypass BEGIN IMMEDIATE, so claim twice
+    line = (
+        f"storage {url}: SQLite file: URIs are not supported; give the database's path, "
+        "e.g. sqlite:////abs/path/studies.db"
+    )
+    for create in (False, True):
+        with pytest.raises(ConfigError) as err:
+            open_storage(url, create=create)
+        assert str(err.value) == line
+    assert main(["study", "status", "tiny", "--storage", url]) == 2
+    assert capsys.readouterr().err == f"newslab: error: {line}\n"
+    assert list(tmp_path.iterdir()) == []
+
+
+# ------------------------------------------------------------------ trials that never stay RUNNING
+def load(url: str, name: str = "tiny"):
+    import optuna
+
+    return optuna.load_study(study_name=name, storage=open_storage(url))
+
+
+def states(url: str, name: str = "tiny") -> list[str]:
+    return [t.state.name for t in load(url, name).get_trials()]
+
+
+def test_a_worker_dead_right_after_claiming_leaves_a_stale_trial_not_a_running_one(
+    tmp_path: Path, data_dir: Path
+) -> None:
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    storage = open_storage(url, heartbeat_interval=1, grace_period=1, create=True)
+    prepare_study(small_spec(data_dir, lrs=(1e-3,)), storage, tmp_path)
+    study = store.load_study("tiny", storage)
+    assert store.claim_trial(study) is not None  # ... and the worker dies before its heartbeat thread starts
+    time.sleep(2.2)  # past the grace period (SQLite's clock counts whole seconds)
+    store.fail_stale_trials(study)
+    assert states(url) == ["FAIL", "WAITING"]  # failed as stale, and re-queued
+
+
+@pytest.mark.parametrize("fault", ["error", "interrupt"])
+def test_a_trial_whose_set_up_fails_is_failed_not_left_running(
+    tmp_path: Path, data_dir: Path, monkeypatch: pytest.MonkeyPatch, fault: str
+) -> None:
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    storage = open_storage(url, create=True)
+    spec = small_spec(data_dir)
+    prepare_study(spec, storage, tmp_path)
+    real_config = StudySpec.config
+
+    def broken(self, point, nuisance, seed, **placement):
+        if placement:  # the worker's call (validation passes none)
+            raise KeyboardInterrupt if fault == "interrupt" else RuntimeError("simulated set-up failure")
+        return real_config(self, point, nuisance, seed, **placement)
+
+    monkeypatch.setattr(StudySpec, "config", broken)
+    lines: list[str] = []
+    if fault == "interrupt":
+        with pytest.raises(KeyboardInterrupt):
+            run_worker("tiny", storage, tmp_path, log=lines.append)
+        assert states(url) == ["FAIL", "WAITING"]
+        reason = "interrupted by the user (Ctrl-C)"
+    else:
+        assert run_worker("tiny", storage, tmp_path, log=lines.append) == 2  # the worker went on
+        assert states(url) == ["FAIL", "FAIL"]
+        reason = "RuntimeError: simulated set-up failure"
+        assert lines[-1] == f"[tiny] trial 1 failed before training: {reason}"
+    assert study_results("tiny", storage).trials[0].fail_reason == reason
+    monkeypatch.setattr(StudySpec, "config", real_config)
+    _, queued = prepare_study(spec, storage, tmp_path)  # the next `study run` re-queues them
+    assert queued == (2 if fault == "error" else 1)
+
+
+@pytest.mark.parametrize("spec_retries, storage_retry", [(0, 2), (1, 0)])
+def test_a_worker_retries_stale_trials_as_the_spec_says(
+    tmp_path: Path, data_dir: Path, monkeypatch: pytest.MonkeyPatch, spec_retries: int, storage_retry: int
+) -> None:
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    spec = StudySpec(**{**small_spec(data_dir, lrs=(1e-3,)).to_dict(), "max_retries": spec_retries})
+    # a storage opened as `newslab study worker` opens it: knowing nothing of the spec
+    storage = open_storage(url, heartbeat_interval=1, grace_period=1, max_retry=storage_retry, create=True)
+    prepare_study(spec, storage, tmp_path)
+    assert store.claim_trial(store.load_study("tiny", storage)) is not None  # its worker dies
+    time.sleep(2.2)
+
+    def failing(config, **kwargs):
+        raise RuntimeError("simulated")
+
+    monkeypatch.setattr(train_mod, "train", failing)
+    assert run_worker("tiny", storage, tmp_path, log=lambda m: None, poll_s=0.1) == spec_retries
+    assert states(url) == ["FAIL"] * (1 + spec_retries)  # the stale trial, and each retry the spec allows
+
+
+def test_a_trial_failed_as_stale_while_finishing_is_one_line_and_the_worker_goes_on(
+    tmp_path: Path, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import optuna
+
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    storage = open_storage(url, create=True)
+    prepare_study(small_spec(data_dir), storage, tmp_path)
+    real_train = train_mod.train
+    events: list[str] = []
+
+    def late(config, **kwargs):  # the first trial's heartbeat came late: another worker failed it
+        result = real_train(config, **kwargs)
+        if config["lr"] == 1e-3:
+            other = load(url)
+            [running] = other.get_trials(states=(optuna.trial.TrialState.RUNNING,))
+            other._storage.set_trial_state_values(running._trial_id, state=optuna.trial.TrialState.FAIL)
+        return result
+
+    monkeypatch.setattr(train_mod, "train", late)
+    real_tell, real_exit = optuna.Study.tell, runner._Heartbeat.__exit__
+
+    def tell(self, *args, **kwargs):
+        events.append("tell")
+        return real_tell(self, *args, **kwargs)
+
+    def heartbeat_stops(self, *exc):
+        events.append("heartbeat stops")
+        return real_exit(self, *exc)
+
+    monkeypatch.setattr(optuna.Study, "tell", tell)
+    monkeypatch.setattr(runner._Heartbeat, "__exit__", heartbeat_stops)
+    lines: list[str] = []
+    assert run_worker("tiny", storage, tmp_path, log=lines.append) == 2
+    run_dir = tmp_path / "studies" / "tiny" / "trial-0000"
+    assert f"[tiny] trial 0 was failed as stale meanwhile; its run is kept in {run_dir}" in lines
+    assert not any("trial 0 done" in line for line in lines) and any("trial 1 done" in line for line in lines)
+    assert states(url) == ["FAIL", "COMPLETE"]
+    assert RunFolder(run_dir).final()["status"] == "completed"
+    assert events == ["heartbeat stops", "tell", "heartbeat stops"]  # the heartbeat outlives each `tell`

@@ -32,6 +32,17 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
+def positive_int(text: str) -> int:
+    """argparse type of counts (workers, seeds, threads, seconds): an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid int value: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
+
+
 def failure_line(exc: BaseException) -> str | None:
     """The one line for an expected failure (bad input, a file or disk fault, memory); None for a bug,
     which keeps its traceback."""
@@ -209,14 +220,17 @@ def add_study_commands(sub) -> None:
     )
     common(p)
     p.add_argument(
-        "--workers", type=int, default=1, help="local worker processes; cores are split between them (default: 1)"
+        "--workers",
+        type=positive_int,
+        default=1,
+        help="local worker processes; cores are split between them (default: 1)",
     )
-    p.add_argument("--seeds", type=int, help="repeats per point (default: the spec's; 3 for presets)")
+    p.add_argument("--seeds", type=positive_int, help="repeats per point (default: the spec's; 3 for presets)")
     p.add_argument("--new-name", metavar="NAME", help="run the spec as a new study of this name")
-    p.add_argument("--threads", type=int, help="torch threads per worker (default: cores / workers)")
+    p.add_argument("--threads", type=positive_int, help="torch threads per worker (default: cores / workers)")
     p.add_argument(
         "--heartbeat",
-        type=int,
+        type=positive_int,
         default=30,
         metavar="SECONDS",
         help="trial heartbeat; a trial silent for 4 beats is failed and retried (default: 30)",
@@ -226,8 +240,10 @@ def add_study_commands(sub) -> None:
     p = study.add_parser("worker", help="join a study (on this or another machine) and run waiting trials")
     p.add_argument("name", metavar="NAME")
     common(p)
-    p.add_argument("--threads", type=int, help="torch threads (default: all cores)")
-    p.add_argument("--heartbeat", type=int, default=30, metavar="SECONDS", help="trial heartbeat (default: 30)")
+    p.add_argument("--threads", type=positive_int, help="torch threads (default: all cores)")
+    p.add_argument(
+        "--heartbeat", type=positive_int, default=30, metavar="SECONDS", help="trial heartbeat (default: 30)"
+    )
     p.set_defaults(func=cmd_study_worker, trains=True)
 
     p = study.add_parser("status", help="counts of complete / running / failed / waiting trials, time left")
@@ -312,8 +328,10 @@ def add_report_commands(sub) -> None:
         "10 epochs (default: quick)",
     )
     common(p)
-    p.add_argument("--workers", type=int, default=1, help="parallel study workers (default: 1)")
-    p.add_argument("--threads", type=int, help="torch threads per worker (default: 1 for quick, else cores / workers)")
+    p.add_argument("--workers", type=positive_int, default=1, help="parallel study workers (default: 1)")
+    p.add_argument(
+        "--threads", type=positive_int, help="torch threads per worker (default: 1 for quick, else cores / workers)"
+    )
     p.set_defaults(func=cmd_manual, trains=True)
 
 

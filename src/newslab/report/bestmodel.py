@@ -17,7 +17,7 @@ from ..data import Dataset, cache_dir, load_dataset, missing_files
 from ..errors import NewslabError
 from ..metrics import confusion_matrix, per_class_scores
 from ..runs import RunFolder
-from ..study import StudyResult, Summary, TrialRecord
+from ..study.results import StudyResult, Summary, TrialRecord
 from .effects import is_ablation_study
 
 

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import yaml
 
-from ..study import StudyResult, default_storage, mask_url, open_storage, study_results
+from ..study.results import StudyResult, study_results
+from ..study.storage import default_storage, mask_url, open_storage
 from .attention import AttentionAnalysis
 from .conclusions import Claim
-from .effects import is_ablation_study
 from .i18n import Words
 from .render import Document, Section, to_html, to_markdown
 from .sections import SECTIONS, context
@@ -31,6 +31,26 @@ class ReportFiles:
         return next(s for s in self.document.sections if s.key == key)
 
 
+def bases_first(results: list[StudyResult]) -> list[StudyResult]:
+    """`results` in their order, except that a study's base study (if among them) comes before it."""
+    by_name = {r.name: r for r in results}
+    ordered: list[StudyResult] = []
+    placed: set[str] = set()
+
+    def place(result: StudyResult, path: frozenset[str]) -> None:
+        if result.name in placed:
+            return
+        base = result.spec.base_study
+        if base in by_name and base not in path:  # `path` stops a cycle (no run can make one)
+            place(by_name[base], path | {result.name})
+        placed.add(result.name)
+        ordered.append(result)
+
+    for result in results:
+        place(result, frozenset())
+    return ordered
+
+
 def reproduce_commands(
     results: list[StudyResult],
     report_dir: Path,
@@ -40,13 +60,13 @@ def reproduce_commands(
     where: str = "",
 ) -> list[str]:
     """Commands that re-run each study from its exact stored spec (written next to the report)
-    and rebuild this report; grids before the ablation studies that start from them. `where`
-    holds the flags that locate the storage (--out-dir, --storage)."""
+    and rebuild this report; a study after the study it starts from (its `base_study`), otherwise
+    in the order given. `where` holds the flags that locate the storage (--out-dir, --storage)."""
     specs = report_dir / "specs"
     specs.mkdir(parents=True, exist_ok=True)
     env = f"NEWSLAB_DATA_DIR={shlex.quote(str(data_dir))} " if data_dir else ""
     lines = list(extra)
-    for result in sorted(results, key=is_ablation_study):
+    for result in bases_first(results):
         path = specs / f"{result.name}.yaml"
         path.write_text(yaml.safe_dump(result.spec.to_dict(), sort_keys=False, allow_unicode=True))
         lines.append(f"{env}newslab study run {shlex.quote(str(path))}{where}")

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..study import StudyResult
+from ..study.results import StudyResult
 from . import effects as fx
 from .i18n import Words
 from .stats import ALPHA, TestResult

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from ..config import BASELINE
 from ..runs import RunFolder
-from ..study import StudyResult, Summary
+from ..study.results import StudyResult, Summary
 from .stats import TestResult, bonferroni, family_level, paired_test, welch
 
 

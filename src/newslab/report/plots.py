@@ -21,7 +21,7 @@ from matplotlib.figure import Figure
 from matplotlib.text import Text
 from matplotlib.ticker import MaxNLocator
 
-from ..study import StudyResult
+from ..study.results import StudyResult
 from .effects import AblationEffect, factor_value, factors
 from .fonts import figure_rc
 from .i18n import Words

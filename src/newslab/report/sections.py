@@ -19,7 +19,7 @@ from pathlib import Path
 
 from ..errors import NewslabError
 from ..runs import RunFolder
-from ..study import StudyResult
+from ..study.results import StudyResult
 from . import effects as fx
 from . import tables
 from .attention import AttentionAnalysis, analyse_run

@@ -4,7 +4,7 @@ which print "–" for a missing value: a table never shows NaN.
 
 from __future__ import annotations
 
-from ..study import StudyResult
+from ..study.results import StudyResult
 from .attention import HeadSummary, relative_entropy
 from .bestmodel import BestRun
 from .effects import AblationResults

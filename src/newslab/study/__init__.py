@@ -7,6 +7,7 @@ Optuna storage by any number of workers, and their results read back.
     runner.py   creating a study, claiming trials, heartbeats, workers
 
 Imports run one way: results reads spec and storage; runner uses all three; none imports runner.
+The report imports results, storage and spec themselves, never this package (whose runner trains).
 """
 
 from .results import (

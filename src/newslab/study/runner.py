@@ -123,13 +123,8 @@ class _Heartbeat:
         self.thread.join()
 
 
-def _run_trial(study, trial_id: int, out_dir: Path, threads: int | None, log: Callable[[str], None]) -> None:
-    # imported per trial: torch loads only in processes that train, and tests may replace train
-    from ..runs import RunFolder
-    from ..train import train
-
-    TrialState = store.trial_states()
-    trial = store.running_trial(study, trial_id)
+def _set_up(study, trial, out_dir: Path, threads: int | None, log: Callable[[str], None]):
+    """A claimed trial's RunConfig and run folder, its parameters recorded for Optuna's dashboard."""
     spec = StudySpec(**study.user_attrs["spec"])
     attrs = trial.user_attrs
     for name in {**attrs["point"], **attrs["nuisance"]}:  # Optuna params, so the dashboard can plot them
@@ -145,7 +140,55 @@ def _run_trial(study, trial_id: int, out_dir: Path, threads: int | None, log: Ca
     run_dir = out_dir / "studies" / study.study_name / f"trial-{trial.number:04d}"
     trial.set_user_attr("run_dir", str(run_dir))
     log(f"[{study.study_name}] trial {trial.number}: {attrs['key']} ...")
+    return config, run_dir
+
+
+def _unless_failed_meanwhile(
+    study, trial, run_dir: Path, log: Callable[[str], None], write: Callable[[], None]
+) -> bool:
+    """Write a trial's outcome (`write`); False, with one line, if another worker failed it as stale
+    meanwhile (its heartbeat came late): that outcome is its retry's to give, and this worker goes on."""
+    try:
+        write()
+    except Exception as exc:
+        if not store.finished_meanwhile(exc):
+            raise
+        log(f"[{study.study_name}] trial {trial.number} was failed as stale meanwhile; its run is kept in {run_dir}")
+        return False
+    return True
+
+
+def _run_trial(study, trial_id: int, out_dir: Path, threads: int | None, log: Callable[[str], None]) -> None:
+    # imported per trial: torch loads only in processes that train, and tests may replace train
+    from ..runs import RunFolder
+    from ..train import train
+
+    TrialState = store.trial_states()
+    name = study.study_name
+    # beating from the claim (claim_trial beat once already) until the trial's outcome is told
     with _Heartbeat(study, trial_id):
+        trial = None
+        try:
+            trial = store.running_trial(study, trial_id)
+            config, run_dir = _set_up(study, trial, out_dir, threads, log)
+        except BaseException as exc:  # failed now, never left RUNNING: the next `study run` re-queues it
+            interrupted = isinstance(exc, KeyboardInterrupt)
+            reason = (str(exc) or "interrupted by the user (Ctrl-C)") if interrupted else f"{type(exc).__name__}: {exc}"
+            with contextlib.suppress(Exception):  # a storage that cannot take it fails the worker next
+                store.fail_trial(study, trial_id, reason)
+            if not isinstance(exc, Exception):
+                raise
+            number = trial.number if trial is not None else f"(id {trial_id})"
+            log(f"[{name}] trial {number} failed before training: {reason}")
+            return
+
+        def failed(reason: str | None) -> Callable[[], None]:
+            def write() -> None:
+                trial.set_user_attr("fail_reason", reason)
+                study.tell(trial, state=TrialState.FAIL)
+
+            return write
+
         try:
             # the storage is the index: a folder left by an earlier incarnation of the study is replaced
             result = train(
@@ -157,37 +200,42 @@ def _run_trial(study, trial_id: int, out_dir: Path, threads: int | None, log: Ca
                 on_epoch=lambda epoch, row: trial.report(row["val_accuracy"], epoch),
             )
         except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM: failed now, so the next `study run` re-queues it
-            trial.set_user_attr("fail_reason", str(exc) or "interrupted by the user (Ctrl-C)")
-            study.tell(trial, state=TrialState.FAIL)
+            _unless_failed_meanwhile(study, trial, run_dir, log, failed(str(exc) or "interrupted by the user (Ctrl-C)"))
             raise
         except Exception as exc:
-            trial.set_user_attr("fail_reason", f"{type(exc).__name__}: {exc}"[:500])
-            study.tell(trial, state=TrialState.FAIL)
-            log(f"[{study.study_name}] trial {trial.number} failed: {type(exc).__name__}: {exc}")
+            if _unless_failed_meanwhile(study, trial, run_dir, log, failed(f"{type(exc).__name__}: {exc}"[:500])):
+                log(f"[{name}] trial {trial.number} failed: {type(exc).__name__}: {exc}")
             return
-    summary = {
-        "test_accuracy": result.test_accuracy,
-        "test_macro_f1": result.test_macro_f1,
-        "best_epoch": result.best_epoch,
-        "params": result.params,
-        "wall_time_s": result.wall_time_s,
-        "samples_per_s": result.samples_per_s,
-        "history": result.history,
-        "status": result.status,
-    }
-    for key, value in summary.items():
-        trial.set_user_attr(key, value)
+
+        def completed() -> None:
+            summary = {
+                "test_accuracy": result.test_accuracy,
+                "test_macro_f1": result.test_macro_f1,
+                "best_epoch": result.best_epoch,
+                "params": result.params,
+                "wall_time_s": result.wall_time_s,
+                "samples_per_s": result.samples_per_s,
+                "history": result.history,
+                "status": result.status,
+            }
+            for key, value in summary.items():
+                trial.set_user_attr(key, value)
+            if result.status != "completed":
+                failed(result.reason)()
+                return
+            assert result.best_val_accuracy is not None  # a completed run has it
+            predictions = RunFolder(run_dir).predictions()
+            trial.set_user_attr("test_predictions", predictions["test"])  # per-example, for paired tests
+            study.tell(trial, result.best_val_accuracy)
+
+        if not _unless_failed_meanwhile(study, trial, run_dir, log, completed):
+            return
     if result.status != "completed":
-        trial.set_user_attr("fail_reason", result.reason)
-        study.tell(trial, state=TrialState.FAIL)
-        log(f"[{study.study_name}] trial {trial.number} failed: {result.reason}")
+        log(f"[{name}] trial {trial.number} failed: {result.reason}")
         return
     assert result.best_val_accuracy is not None and result.test_accuracy is not None  # a completed run has both
-    predictions = RunFolder(run_dir).predictions()
-    trial.set_user_attr("test_predictions", predictions["test"])  # per-example, for paired tests
-    study.tell(trial, result.best_val_accuracy)
     log(
-        f"[{study.study_name}] trial {trial.number} done: val {100 * result.best_val_accuracy:.2f}% "
+        f"[{name}] trial {trial.number} done: val {100 * result.best_val_accuracy:.2f}% "
         f"test {100 * result.test_accuracy:.2f}% ({result.wall_time_s:.0f} s)"
     )
 
@@ -211,6 +259,8 @@ def run_worker(
         while not study.user_attrs.get("ready"):  # the creator is still queueing trials
             time.sleep(poll_s)
             study = store.load_study(name, storage)
+        # stale trials are retried as the spec says, whatever `max_retry` this storage was opened with
+        store.set_stale_retries(study, study.user_attrs["spec"].get("max_retries", StudySpec.max_retries))
         # absolute, so the run folders recorded in the storage are found from any working directory
         out = Path(out_dir or study.user_attrs["out_dir"]).resolve()
         TrialState = store.trial_states()

@@ -25,6 +25,7 @@ from ..config import (
 from ..errors import ConfigError
 
 SPEC_FIELDS = ("name", "fixed", "scientific", "nuisance", "seeds", "base_study", "max_retries")
+SCALARS = (str, int, float, bool, type(None))  # the values a scientific or nuisance parameter takes
 
 
 @dataclass
@@ -78,6 +79,13 @@ class StudySpec:
                     raise ConfigError(f"{where}: {section}.{key}: needs a non-empty list of values")
                 if len(names) > 1 and not all(isinstance(v, list) and len(v) == len(names) for v in values):
                     raise ConfigError(f"{where}: {section}.{key}: each value must be a list of {len(names)}")
+                # one setting per name: a list or mapping here would reach the trial's settings unhashable
+                for value in values if len(names) == 1 else [x for v in values for x in v]:
+                    if not isinstance(value, SCALARS):
+                        raise ConfigError(
+                            f"{where}: {section}.{key}: {value!r} is not a single value (a string, number, "
+                            f"true/false or null); an ablation combination is one string, e.g. 'no_pe+no_ffn'"
+                        )
         if not self.scientific and not self.nuisance:
             raise ConfigError(f"{where}: empty grid (no scientific or nuisance parameters)")
 

@@ -7,6 +7,13 @@ Optuna is imported inside the functions, so commands that never open a study sta
 Opening creates a database only when asked (`create=True`, for `study run`), under a lock so that
 processes starting together on a new one do not race; a failing database (missing, deleted,
 read-only, not a database) is reported in one line naming it (`storage_errors`).
+
+The lock of an SQLite database is a `flock` on an empty file beside it, `.NAME.lock` (`lock_file`),
+made with the database (or by the first `prepare_study` on a database made without it) and never
+removed: removing it would let two processes lock two different files. It is not the database file
+itself: closing a second descriptor of that file would drop SQLite's own POSIX locks in this process.
+Where `flock` fails (some NFS mounts: EBADF, ENOLCK) or the lock file cannot be opened, the lock is
+not held and says so (`study_lock` gives False), and callers take their unlocked path.
 """
 
 from __future__ import annotations
@@ -23,7 +30,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import NewslabError
+from ..errors import ConfigError, NewslabError
 
 if TYPE_CHECKING:
     import optuna
@@ -98,13 +105,16 @@ def open_storage(
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     options = {"heartbeat_interval": heartbeat_interval, "grace_period": grace_period, "max_retry": max_retry}
+    _refuse_sqlite_uri(url)
     path = sqlite_path(url)
     if path is not None:
         missing = _check_sqlite_path(path, create)
         if missing:
             return MissingStorage(url, missing, options)
-    # SQLite: one process at a time creates (or checks) the schema, so starts on a new file never race
-    with _folder_lock(path.parent) if path is not None else contextlib.nullcontext():
+    # SQLite: one process at a time creates (or checks) the schema, so starts on a new file never race;
+    # the lock file is made with the database, so a reader never creates it
+    lock = _file_lock(path, create=create and not path.exists()) if path is not None else contextlib.nullcontext()
+    with lock:
         if not create:
             missing = _missing_tables(url, path)
             if missing:
@@ -137,22 +147,54 @@ def _check_sqlite_path(path: Path, create: bool) -> str | None:
     return None
 
 
+def _refuse_sqlite_uri(url: str) -> None:
+    """ConfigError for an SQLite `file:` URI: it would bypass what guards a database file here (the
+    creation lock, BEGIN IMMEDIATE claiming, never re-creating a deleted file)."""
+    if not url.startswith("sqlite"):
+        return
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        database = make_url(url).database or ""
+    except ArgumentError:
+        return  # reported by the storage itself, in its own line
+    if database.startswith("file:"):
+        raise ConfigError(
+            f"storage {mask_url(url)}: SQLite file: URIs are not supported; give the database's path, "
+            "e.g. sqlite:////abs/path/studies.db"
+        )
+
+
+def lock_file(path: Path) -> Path:
+    """The lock file of SQLite database `path`: empty, beside it, never removed."""
+    return path.with_name(f".{path.name}.lock")
+
+
 @contextlib.contextmanager
-def _folder_lock(folder: Path) -> Iterator[None]:
-    """An exclusive lock between processes (flock on the folder itself: nothing is created)."""
+def _file_lock(path: Path, create: bool) -> Iterator[bool]:
+    """An exclusive lock between processes on the lock file of SQLite database `path`: True while held;
+    False (and no lock) where there is none to take: no lock file (and not `create`), one that cannot be
+    opened for writing, no flock (Windows) or a file system that refuses it (NFS: EBADF, ENOLCK)."""
     try:
         import fcntl
     except ImportError:  # no flock (Windows): SQLite creation falls back to retries
-        yield
+        yield False
         return
+    flags = os.O_RDWR | getattr(os, "O_CLOEXEC", 0) | (os.O_CREAT if create else 0)
     try:
-        fd = os.open(folder, os.O_RDONLY)
+        fd = os.open(lock_file(path), flags, 0o666)
     except OSError:
-        yield
+        yield False
         return
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError:  # EBADF, ENOLCK, EOPNOTSUPP, EINVAL: go on unlocked, and say so
+            locked = False
+        else:
+            locked = True
+        yield locked
     finally:
         os.close(fd)  # releases the lock
 
@@ -227,7 +269,7 @@ def _rdb_storage(url: str, path: Path | None, create: bool, options: dict[str, A
                 time.sleep(0.05 * 2**attempt * (1 + random.random()))
                 continue
             raise NewslabError(_opening_failure(url, path, exc)) from None
-    if path is None:
+    if path is None:  # not SQLite, or in-memory SQLite (one process); `file:` URIs are refused
         return storage
     engine_kwargs["creator"].mode = "rw"  # created: from now on only opened, never created again
 
@@ -333,35 +375,47 @@ def check_storage(storage, prefix: str = "") -> None:
         raise NewslabError(f"{prefix}study database {path}: {cause}")
 
 
+def advisory_key(name: str) -> int:
+    """The PostgreSQL advisory lock key of study `name` (a signed 64-bit integer)."""
+    return int.from_bytes(hashlib.sha256(f"newslab study {name}".encode()).digest()[:8], "big", signed=True)
+
+
 @contextlib.contextmanager
 def study_lock(storage, name: str) -> Iterator[bool]:
     """Holds off other processes preparing study `name` in this storage (True), so that creating it,
-    recording its spec and queueing its trials happen once. SQLite: a lock on the database's folder;
-    PostgreSQL: an advisory lock, released by the server if this process dies. Other back ends: no
+    recording its spec and queueing its trials happen once. SQLite: the database's lock file (False
+    where it cannot be taken, e.g. on NFS without locks); PostgreSQL: a transaction-level advisory
+    lock on a connection of its own, whose transaction spans the block: released when it ends, or by
+    the server if this process dies (it holds behind transaction poolers too). Other back ends: no
     lock (False)."""
     from sqlalchemy import text
 
     url = getattr(storage, "url", "")
     path = sqlite_path(url)
     if path is not None:
-        with _folder_lock(path.parent):
-            yield True
+        # made here for a database made without it, as preparing writes the database anyway; not for
+        # one that cannot be written: preparing fails at once then, and leaves nothing behind
+        with _file_lock(path, create=os.access(path, os.W_OK)) as locked:
+            yield locked
         return
     if not url.startswith("postgresql"):
         yield False
         return
-    key = int.from_bytes(hashlib.sha256(f"newslab study {name}".encode()).digest()[:8], "big", signed=True)
     with storage.engine.connect() as connection:
-        connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": key})
-        connection.commit()
+        transaction = connection.begin()
+        done = False
         try:
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": advisory_key(name)})
             yield True
+            done = True
         finally:
-            try:
-                connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": key})
-                connection.commit()
+            try:  # ends the transaction, and with it the lock (nothing was written in it)
+                if done:
+                    transaction.commit()
+                else:
+                    transaction.rollback()
             except Exception:
-                connection.invalidate()  # a closed session holds no lock; never return it to the pool
+                connection.invalidate()  # its session is gone, and with it the lock; never pool it again
 
 
 def trial_states():
@@ -418,6 +472,18 @@ def fail_stale_trials(study: optuna.Study) -> None:
     fail(study)
 
 
+def set_stale_retries(study: optuna.Study, max_retry: int) -> None:
+    """Re-queue a stale trial of `study` at most `max_retry` times (the spec's `max_retries`), whatever
+    this storage was opened with: it is this process's storage that runs the callback."""
+    import optuna
+
+    backend: Any = getattr(study._storage, "_backend", study._storage)  # RDBStorage behind Optuna's cache
+    callback = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=max_retry)
+    backend.heartbeat_stale_trial_callback = callback
+    if hasattr(backend, "failed_trial_callback"):  # Optuna's older name of the same callback
+        backend.failed_trial_callback = callback
+
+
 # ------------------------------------------------------------------------------- trials
 def claim_trial(study: optuna.Study) -> int | None:
     """Atomically move one WAITING trial to RUNNING for this worker; its id, or None when none is left.
@@ -431,6 +497,7 @@ def claim_trial(study: optuna.Study) -> int | None:
     for trial in study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
         try:
             if study._storage.set_trial_state_values(trial._trial_id, state=TrialState.RUNNING):
+                _first_heartbeat(study, trial._trial_id)
                 return trial._trial_id
         except optuna.exceptions.UpdateFinishedTrialError:
             continue  # another worker took it first
@@ -439,6 +506,35 @@ def claim_trial(study: optuna.Study) -> int | None:
                 continue  # lost a write race to another worker
             raise  # a broken storage (deleted, read-only): never skip every trial and poll for ever
     return None
+
+
+def _first_heartbeat(study: optuna.Study, trial_id: int) -> None:
+    """Beat once for a trial just claimed: Optuna never fails a RUNNING trial without a heartbeat, so a
+    worker dying before its heartbeat thread starts would leave it RUNNING for ever. If even this beat
+    cannot be written, the trial is failed (the next `study run` re-queues it), then the error raised."""
+    if heartbeat_interval(study) is None:
+        return
+    try:
+        record_heartbeat(study, trial_id)
+    except BaseException:
+        with contextlib.suppress(Exception):
+            fail_trial(study, trial_id, "its worker could not record a heartbeat after claiming it")
+        raise
+
+
+def fail_trial(study: optuna.Study, trial_id: int, reason: str) -> None:
+    """Mark a RUNNING trial FAIL with `fail_reason` (by id: no Trial object is needed)."""
+    study._storage.set_trial_user_attr(trial_id, "fail_reason", reason[:500])
+    study._storage.set_trial_state_values(trial_id, state=trial_states().FAIL)
+
+
+def finished_meanwhile(exc: BaseException) -> bool:
+    """Whether `exc` says a trial this worker runs was finished by another process (failed as stale)."""
+    import optuna
+
+    if isinstance(exc, optuna.exceptions.UpdateFinishedTrialError):
+        return True
+    return isinstance(exc, ValueError) and str(exc).startswith("Cannot tell a ")
 
 
 def running_trial(study: optuna.Study, trial_id: int) -> optuna.trial.Trial:
