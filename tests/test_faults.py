@@ -21,7 +21,7 @@ from newslab.runs import RunFolder, load_run, predict
 from newslab.train import train
 
 train_mod = importlib.import_module("newslab.train")  # the module; `newslab.train` is also the function
-runs_mod = importlib.import_module("newslab.runs")
+runs_mod = importlib.import_module("newslab.runs.recorder")
 
 
 def quiet(config: RunConfig, **kwargs):

@@ -68,10 +68,13 @@ def test_the_finiteness_check_at_any_step_count(steps: int, bad_step: int | None
         def step(self) -> None:
             pass
 
+        def get_last_lr(self) -> list[float]:
+            return [1e-3]
+
     batches = (collate(split, index, 8) for index in batch_indices(split, 1, 8))
     if bad_step is not None and bad_step <= steps:
         with pytest.raises(TrainingDiverged, match=f"step {bad_step}$"):
             train_epoch(step, Scheduler(), batches, torch.device("cpu"), epoch=1)
     else:
-        loss, norm, samples, tokens, _ = train_epoch(step, Scheduler(), batches, torch.device("cpu"), epoch=1)
-        assert (loss, norm, samples, tokens) == (0.5, 1.0, steps, 3 * steps)
+        loss, norm, lr, samples, tokens, _ = train_epoch(step, Scheduler(), batches, torch.device("cpu"), epoch=1)
+        assert (loss, norm, samples, tokens) == (0.5, 1.0, steps, 3 * steps) and lr == pytest.approx(1e-3)

@@ -171,7 +171,7 @@ def test_dataset_of_a_run_is_the_one_it_trained_on(tiny_config: RunConfig) -> No
 def test_an_interrupt_while_writing_the_final_status_still_leaves_one(
     tiny_config: RunConfig, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    runs_mod = importlib.import_module("newslab.runs")
+    runs_mod = importlib.import_module("newslab.runs.recorder")
     real, armed = runs_mod.atomic_write, [True]
 
     def interrupted_once(path, write):
@@ -191,7 +191,7 @@ def test_an_interrupt_while_writing_the_final_status_still_leaves_one(
 def test_a_failure_while_creating_the_folder_leaves_no_half_run(
     tiny_config: RunConfig, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    runs_mod = importlib.import_module("newslab.runs")
+    runs_mod = importlib.import_module("newslab.runs.recorder")
 
     def full(path, payload):
         raise OSError(28, "No space left on device", str(path))

@@ -26,6 +26,7 @@ from newslab.study import (
     open_storage,
     prepare_study,
     run_study,
+    status_line,
     study_results,
 )
 
@@ -368,3 +369,28 @@ def test_status_and_results_commands(tmp_path: Path, data_dir: Path, capsys) -> 
     assert capsys.readouterr().out.startswith("| embed_dim | num_heads | lr |")
     assert main(["study", "status", "missing", "--storage", url]) == 2
     assert "study 'missing' not found" in capsys.readouterr().err
+
+
+def test_a_study_run_shows_its_progress_and_the_clock_stops_when_done(tmp_path: Path, data_dir: Path) -> None:
+    lines: list[str] = []
+    spec = tiny_spec(data_dir, seeds=1, scientific={"lr": [1e-3, 3e-3]})
+    result = run_study(spec, storage_url=f"sqlite:///{tmp_path / 's.db'}", out_dir=tmp_path, log=lines.append)
+    progress = [line for line in lines if line.startswith("tiny: ")]
+    assert progress[0].startswith("tiny: 0/2 complete, 1 running") and "| left ~unknown" in progress[0]
+    assert progress[1].startswith("tiny: 1/2 complete, 1 running") and "| left ~" in progress[1]
+    trials = [line for line in lines if line.startswith("[tiny] trial") and line.endswith("...")]
+    assert trials == ["[tiny] trial 0: lr=0.001 | seed=0 ...", "[tiny] trial 1: lr=0.003 | seed=0 ..."]  # no "| - |"
+    ended = max(t.finished for t in result.trials)
+    later = status_line(result, now=ended + 3600)  # read an hour after the study ended
+    assert later == status_line(result, now=ended) and later.endswith("| left ~0 min")
+
+
+def test_study_run_takes_the_data_folder_as_a_flag(tmp_path: Path, data_dir: Path, monkeypatch) -> None:
+    monkeypatch.setenv("NEWSLAB_DATA_DIR", str(tmp_path / "elsewhere"))  # restored after the test
+    spec = tiny_spec(data_dir, name="flagged", seeds=1, scientific={"lr": [3e-3]})
+    spec = StudySpec(**{**spec.to_dict(), "fixed": {k: v for k, v in spec.fixed.items() if k != "data_dir"}})
+    path = write_spec(tmp_path / "flagged.yaml", spec)
+    assert main(["study", "run", str(path), "--data-dir", str(data_dir), "--out-dir", str(tmp_path / "out")]) == 0
+    result = study_results("flagged", open_storage(f"sqlite:///{tmp_path / 'out' / 'studies.db'}"))
+    (trial,) = result.trials
+    assert trial.state == "COMPLETE" and RunFolder(trial.run_dir).config().data.data_dir == str(data_dir.resolve())

@@ -198,3 +198,14 @@ def test_off_a_terminal_progress_lines_show_a_long_epoch_is_alive(tiny_config: R
     monkeypatch.setattr(train_mod, "PROGRESS_EVERY_S", 3600.0)
     train(tiny_config, log=silent.append, progress=False)
     assert not [line for line in silent if "| step " in line]  # short runs print only their epochs
+
+
+def test_the_logged_lr_is_the_epochs_mean(tiny_config: RunConfig) -> None:
+    """With warm-up over the first epoch then linear decay, the logged lr rises then falls as the schedule does."""
+    config = tiny_config.replace(epochs=4, warmup=0.25, lr=1e-2)
+    history = quiet(config).history
+    steps = math.ceil(len(load(config).train) / config.optim.batch_size)
+    factor = train_mod.lr_lambda(4 * steps, 0.25)
+    expected = [1e-2 * sum(factor(s) for s in range(e * steps, (e + 1) * steps)) / steps for e in range(4)]
+    assert [row["lr"] for row in history] == pytest.approx(expected)
+    assert history[0]["lr"] < history[1]["lr"] > history[2]["lr"] > history[3]["lr"]

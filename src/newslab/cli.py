@@ -154,9 +154,17 @@ def _storage(args: argparse.Namespace, heartbeat: int = 30):
     return open_storage(args.storage or default_storage(args.out_dir), heartbeat)
 
 
+def use_data_dir(args: argparse.Namespace) -> None:
+    """--data-dir of the study commands: the data of every trial whose spec fixes none (worker processes,
+    started here, inherit it through $NEWSLAB_DATA_DIR, as trials read it)."""
+    if getattr(args, "data_dir", None):
+        os.environ["NEWSLAB_DATA_DIR"] = os.path.abspath(args.data_dir)
+
+
 def cmd_study_run(args: argparse.Namespace) -> int:
     from .study import format_results, load_spec, run_study
 
+    use_data_dir(args)
     spec = load_spec(args.spec, seeds=args.seeds)
     result = run_study(
         spec,
@@ -174,6 +182,7 @@ def cmd_study_run(args: argparse.Namespace) -> int:
 def cmd_study_worker(args: argparse.Namespace) -> int:
     from .study import run_worker
 
+    use_data_dir(args)
     run_worker(
         args.name,
         _storage(args, args.heartbeat),
@@ -212,7 +221,15 @@ def add_study_commands(sub) -> None:
         )
         p.add_argument("--out-dir", default="outputs", metavar="DIR", help="output root (default: outputs)")
 
+    def data(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--data-dir",
+            metavar="DIR",
+            help="the data folder of trials whose spec fixes none (default: $NEWSLAB_DATA_DIR, else data/ag_news)",
+        )
+
     p = study.add_parser("run", help="create or resume a study and run it to the end")
+    data(p)
     p.add_argument(
         "spec",
         metavar="SPEC",
@@ -238,6 +255,7 @@ def add_study_commands(sub) -> None:
     p.set_defaults(func=cmd_study_run, trains=True)
 
     p = study.add_parser("worker", help="join a study (on this or another machine) and run waiting trials")
+    data(p)
     p.add_argument("name", metavar="NAME")
     common(p)
     p.add_argument("--threads", type=positive_int, help="torch threads (default: all cores)")

@@ -93,19 +93,21 @@ def train_epoch(
     device: torch.device,
     epoch: int,
     on_step: Callable[[int, int, torch.Tensor], None] | None = None,
-) -> tuple[float, float, int, int, float]:
-    """One pass; returns (mean loss, mean unclipped grad norm, samples, real tokens, seconds).
+) -> tuple[float, float, float, int, int, float]:
+    """One pass; returns (mean loss, mean unclipped grad norm, mean lr, samples, real tokens, seconds).
 
     Losses and norms stay on the device; every CHECK_EVERY steps one host sync checks that
     the loss is finite (TrainingDiverged names the first bad step). `on_step(epoch, step, loss)`
     follows every step (ProgressLines reads the loss, a sync, only when it prints).
     """
     t0, losses, norms, samples, tokens, checked = time.perf_counter(), [], [], 0, 0, 0
+    lr_sum = 0.0  # the lr each step used: its mean is the epoch's (the first step's would hide a decay)
     for batch in batches:
         tokens += int(batch.pad_mask.numel() - batch.pad_mask.sum())  # on the host, before the copy
         samples += len(batch.labels)
         batch = batch.to(device)
         loss, norm = step(batch.ids, batch.pad_mask, batch.labels)
+        lr_sum += scheduler.get_last_lr()[0]
         scheduler.step()
         losses.append(loss)
         norms.append(norm)
@@ -115,7 +117,7 @@ def train_epoch(
             checked = _check_finite(losses, checked, epoch)
     _check_finite(losses, checked, epoch)
     loss_mean, norm_mean = (torch.stack(v).cpu().double().mean().item() for v in (losses, norms))
-    return loss_mean, norm_mean, samples, tokens, time.perf_counter() - t0
+    return loss_mean, norm_mean, lr_sum / len(losses), samples, tokens, time.perf_counter() - t0
 
 
 def _check_finite(losses: list[torch.Tensor], start: int, epoch: int) -> int:
@@ -187,7 +189,6 @@ def train(
         try:
             for epoch in range(1, optim.epochs + 1):
                 model.train()
-                lr_now = optimizer.param_groups[0]["lr"]
                 batches: Iterable[Batch] = iterate_batches(
                     dataset.train, optim.batch_size, model_cfg.max_len, generator
                 )
@@ -195,7 +196,7 @@ def train(
                     from tqdm import tqdm
 
                     batches = tqdm(batches, total=steps_per_epoch, desc=f"Epoch {epoch}/{optim.epochs}", leave=False)
-                loss, norm, samples, tokens, seconds = train_epoch(step, scheduler, batches, device, epoch, lines)
+                loss, norm, lr, samples, tokens, seconds = train_epoch(step, scheduler, batches, device, epoch, lines)
                 val = evaluate_split(dataset.val)
                 row = {
                     "epoch": epoch,
@@ -203,7 +204,7 @@ def train(
                     "val_loss": val.loss,
                     "val_accuracy": val.accuracy,
                     "val_macro_f1": val.macro_f1,
-                    "lr": lr_now,
+                    "lr": lr,
                     "grad_norm": norm,
                     "samples_per_s": samples / seconds,
                     "tokens_per_s": tokens / seconds,

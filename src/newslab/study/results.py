@@ -37,6 +37,7 @@ class TrialRecord:
     run_dir: str | None = None
     fail_reason: str | None = None
     test_predictions: list[int] | None = None
+    finished: float | None = None  # when the trial ended (time stamp), if it has
 
 
 def _mean(xs: list[float]) -> float | None:
@@ -183,6 +184,7 @@ def study_results(name: str, storage) -> StudyResult:
                 nuisance=a["nuisance"],
                 seed=a["seed"],
                 val_accuracy=t.value if t.state == complete else None,
+                finished=t.datetime_complete.timestamp() if t.datetime_complete else None,
                 test_accuracy=a.get("test_accuracy"),
                 test_macro_f1=a.get("test_macro_f1"),
                 best_epoch=a.get("best_epoch"),
@@ -199,12 +201,16 @@ def study_results(name: str, storage) -> StudyResult:
 
 # --------------------------------------------------------------------------- status
 def status_line(result: StudyResult, now: float | None = None) -> str:
+    """Counts by state, time spent and time left; once nothing waits or runs, the clock stops at the
+    last trial's end."""
     c = result.counts()
     total = sum(c.values())
-    elapsed = (now or time.time()) - (result.created or now or time.time())
+    left = c["waiting"] + c["running"]
+    ended = [t.finished for t in result.trials if t.finished is not None]
+    end = max(ended) if not left and ended else (now or time.time())
+    elapsed = end - (result.created or end)
     done_times = [t.wall_time_s for t in result.trials if t.state == "COMPLETE" and t.wall_time_s]
     parallel = max(1, c["running"])
-    left = c["waiting"] + c["running"]
     eta = (
         f"{statistics.fmean(done_times) * left / parallel / 60:.1f} min"
         if done_times and left

@@ -139,7 +139,8 @@ def _set_up(study, trial, out_dir: Path, threads: int | None, log: Callable[[str
     )
     run_dir = out_dir / "studies" / study.study_name / f"trial-{trial.number:04d}"
     trial.set_user_attr("run_dir", str(run_dir))
-    log(f"[{study.study_name}] trial {trial.number}: {attrs['key']} ...")
+    shown = " | ".join(part for part in attrs["key"].split(" | ") if part != "-")  # no empty nuisance
+    log(f"[{study.study_name}] trial {trial.number}: {shown} ...")
     return config, run_dir
 
 
@@ -270,6 +271,7 @@ def run_worker(
             store.fail_stale_trials(study)  # a killed worker's trial: FAIL, then re-queued by the retry callback
             trial_id = store.claim_trial(study)
             if trial_id is not None:
+                log(status_line(study_results(name, storage)))  # k/N complete, elapsed, time left
                 _run_trial(study, trial_id, out, threads, log)
                 done += 1
                 continue
