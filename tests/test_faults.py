@@ -7,6 +7,7 @@ import contextlib
 import errno
 import importlib
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -50,7 +51,10 @@ def small_filesystem(path: Path, size_kb: int, readonly: bool = False) -> Iterat
     path.mkdir(parents=True, exist_ok=True)
     options = f"size={size_kb}k" + (",ro" if readonly else "")
     mounted = (
-        subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)], capture_output=True).returncode == 0
+        os.environ.get("NEWSLAB_TEST_NO_MOUNT") != "1"  # to exercise the simulated faults
+        and shutil.which("mount") is not None
+        and subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)], capture_output=True).returncode
+        == 0
     )
     try:
         yield mounted
@@ -68,7 +72,7 @@ def fill(path: Path, leave_kb: int) -> None:
 
 # ------------------------------------------------------------------------------- disks
 def test_a_full_disk_ends_the_run_failed_with_a_one_line_error(
-    data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    data_dir: Path, tmp_path: Path, tiny_config: RunConfig, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     out = tmp_path / "small"
     with small_filesystem(out, 512) as mounted:
@@ -89,22 +93,7 @@ def test_a_full_disk_ends_the_run_failed_with_a_one_line_error(
 
             monkeypatch.setattr(runs_mod, "atomic_write", enospc)
             with pytest.raises(OSError):
-                quiet(
-                    RunConfig.create(
-                        epochs=2,
-                        batch_size=16,
-                        embed_dim=16,
-                        num_heads=2,
-                        num_layers=1,
-                        vocab_size=200,
-                        min_freq=1,
-                        val_fraction=0.2,
-                        data_dir=str(data_dir),
-                        out_dir=str(out),
-                        run_name="full",
-                        threads=1,
-                    )
-                )
+                quiet(tiny_config.replace(out_dir=str(out), run_name="full"))
             final = RunFolder(out / "runs" / "full").final()
     assert final["status"] == "failed" and "No space left on device" in final["reason"]
 
