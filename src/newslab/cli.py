@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from typing import Any, NoReturn
 
 from .allocator import reexec_with_tcmalloc
-from .config import ABLATIONS, BASELINE, FIELDS, RunConfig, field_type, flag, load_config_file
+from .config import ABLATIONS, BASELINE, FIELDS, RunConfig, data_dir_default, field_type, flag, load_config_file
 from .errors import NewslabError
 from .runs import Terminated
 
@@ -154,27 +154,20 @@ def _storage(args: argparse.Namespace, heartbeat: int = 30):
     return open_storage(args.storage or default_storage(args.out_dir), heartbeat)
 
 
-def use_data_dir(args: argparse.Namespace) -> None:
-    """--data-dir of the study commands: the data of every trial whose spec fixes none (worker processes,
-    started here, inherit it through $NEWSLAB_DATA_DIR, as trials read it)."""
-    if getattr(args, "data_dir", None):
-        os.environ["NEWSLAB_DATA_DIR"] = os.path.abspath(args.data_dir)
-
-
 def cmd_study_run(args: argparse.Namespace) -> int:
     from .study import format_results, load_spec, run_study
 
-    use_data_dir(args)
     spec = load_spec(args.spec, seeds=args.seeds)
-    result = run_study(
-        spec,
-        workers=args.workers,
-        storage_url=args.storage,
-        out_dir=args.out_dir,
-        new_name=args.new_name,
-        threads=args.threads,
-        heartbeat_interval=args.heartbeat,
-    )
+    with data_dir_default(args.data_dir):  # trials whose spec names no data folder, worker processes too
+        result = run_study(
+            spec,
+            workers=args.workers,
+            storage_url=args.storage,
+            out_dir=args.out_dir,
+            new_name=args.new_name,
+            threads=args.threads,
+            heartbeat_interval=args.heartbeat,
+        )
     print(format_results(result))
     return 0 if result.counts()["complete"] else 1
 
@@ -182,14 +175,14 @@ def cmd_study_run(args: argparse.Namespace) -> int:
 def cmd_study_worker(args: argparse.Namespace) -> int:
     from .study import run_worker
 
-    use_data_dir(args)
-    run_worker(
-        args.name,
-        _storage(args, args.heartbeat),
-        args.out_dir,
-        args.threads,
-        log=lambda msg: print(msg, file=sys.stderr, flush=True),
-    )
+    with data_dir_default(args.data_dir):
+        run_worker(
+            args.name,
+            _storage(args, args.heartbeat),
+            args.out_dir,
+            args.threads,
+            log=lambda msg: print(msg, file=sys.stderr, flush=True),
+        )
     return 0
 
 

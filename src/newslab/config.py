@@ -16,11 +16,12 @@ Ablations combine when they set different fields; two that set one field differe
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
 import os
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,7 @@ __all__ = [
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 DEFAULT_DATA_DIR = "data/ag_news"
+DATA_DIR_ENV = "NEWSLAB_DATA_DIR"  # the data folder of configs that name none
 CONFIG_VERSION = 2  # config.json: 1 = one flat mapping (newslab 0.1), 2 = the four parts
 
 
@@ -158,7 +160,7 @@ class DataConfig:
 
     @property
     def resolved_dir(self) -> Path:
-        return Path(self.data_dir or os.environ.get("NEWSLAB_DATA_DIR") or DEFAULT_DATA_DIR)
+        return Path(self.data_dir or os.environ.get(DATA_DIR_ENV) or DEFAULT_DATA_DIR)
 
     def settings(self) -> dict[str, Any]:
         """What the encoded data depends on besides the files' contents: the data cache's key."""
@@ -402,6 +404,25 @@ class RunConfig:
         if unknown:
             raise ConfigError(f"{source}: unknown field(s) {', '.join(sorted(unknown))}")
         return cls.create({**flat, "ablation": values.get("ablation")}, source=source)
+
+
+@contextlib.contextmanager
+def data_dir_default(path: str | Path | None) -> Iterator[None]:
+    """Within the block, configs that name no data folder (and study worker processes started in it)
+    read `path`, absolute; None changes nothing. A step's data is given this way, not written into its
+    configs and specs, which would change what they are (and what counts as already done)."""
+    if path is None:
+        yield
+        return
+    before = os.environ.get(DATA_DIR_ENV)
+    os.environ[DATA_DIR_ENV] = os.path.abspath(path)
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ[DATA_DIR_ENV]
+        else:
+            os.environ[DATA_DIR_ENV] = before
 
 
 def settable_in_studies() -> list[str]:

@@ -11,14 +11,13 @@ run of the same settings (newslab.runs.finished_result).
 
 from __future__ import annotations
 
-import contextlib
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config import RunConfig, settable_in_studies
+from .config import RunConfig, data_dir_default, settable_in_studies
 from .errors import ConfigError, NewslabError
 from .report import ReportFiles, build_report
 from .report.attention import AttentionAnalysis, analyse_run
@@ -125,25 +124,6 @@ def manual_plan(
     )
 
 
-@contextlib.contextmanager
-def _data_dir(plan: ManualPlan) -> Iterator[None]:
-    """Runs (also in study worker processes) find the data through NEWSLAB_DATA_DIR: set it for the
-    duration of a step rather than writing a path into the configs and specs, which would change
-    them (and make the CLI and the notebook disagree about what is already done)."""
-    if plan.data_dir is None:
-        yield
-        return
-    before = os.environ.get("NEWSLAB_DATA_DIR")
-    os.environ["NEWSLAB_DATA_DIR"] = plan.data_dir
-    try:
-        yield
-    finally:
-        if before is None:
-            del os.environ["NEWSLAB_DATA_DIR"]
-        else:
-            os.environ["NEWSLAB_DATA_DIR"] = before
-
-
 def run_baseline(plan: ManualPlan, log: Log = print) -> RunResult:
     """Train the baseline, unless its folder holds a completed run of the same settings (execution
     settings aside); an unfinished or different run there is replaced."""
@@ -151,33 +131,29 @@ def run_baseline(plan: ManualPlan, log: Log = print) -> RunResult:
     if done is not None:
         log(f"baseline: already completed in {plan.baseline_dir} (not re-run)")
         return done
-    with _data_dir(plan):
+    with data_dir_default(plan.data_dir):
         return train(plan.baseline, run_dir=plan.baseline_dir, overwrite=True, log=log, progress=False)
 
 
-def run_grid(plan: ManualPlan, log: Log = print) -> StudyResult:
-    with _data_dir(plan):
+def _run(plan: ManualPlan, spec: StudySpec, log: Log) -> StudyResult:
+    with data_dir_default(plan.data_dir):
         return run_study(
-            plan.grid,
+            spec,
             workers=plan.workers,
             storage_url=plan.storage_url,
             out_dir=plan.out_dir,
             threads=plan.threads,
             log=log,
         )
+
+
+def run_grid(plan: ManualPlan, log: Log = print) -> StudyResult:
+    return _run(plan, plan.grid, log)
 
 
 def run_ablations(plan: ManualPlan, log: Log = print) -> StudyResult:
     """The ablation study, at the best configuration of the finished grid study."""
-    with _data_dir(plan):
-        return run_study(
-            plan.ablations,
-            workers=plan.workers,
-            storage_url=plan.storage_url,
-            out_dir=plan.out_dir,
-            threads=plan.threads,
-            log=log,
-        )
+    return _run(plan, plan.ablations, log)
 
 
 def analyse_attention(plan: ManualPlan, grid: StudyResult) -> AttentionAnalysis:
