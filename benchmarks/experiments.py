@@ -148,7 +148,7 @@ def sync_step(model, config):
     )
 
     def run(b):
-        loss, norm = step(b.ids, b.pad_mask, b.labels)
+        loss, _, norm = step(b.ids, b.pad_mask, b.labels)
         if not math.isfinite(loss.item()) or not math.isfinite(float(norm)):
             raise RuntimeError("diverged")
 

@@ -9,9 +9,10 @@ lengths follow the real distribution. Each grid size runs `newslab.train` for on
 fresh process (peak RSS of that process = the run's memory), with the settings a study uses
 (defaults: 2 layers, --compile auto, --precision auto). With --rows below 114,000 the epoch
 time is scaled up linearly (step time does not depend on the data size) and marked so.
-From the per-size figures: wall time of `seed-grid` (3 sizes x 2 lr x 3 epochs) and of
-`seed-ablations` (7 variants x 2 lr x 3 epochs at the best grid size) for 1 and 3 seeds, one
-worker using both cores. Targets: an epoch at embed 128 <= 3 min; peak RSS at embed 256 <= 2 GB.
+From the per-size figures: wall time of `seed-grid` (3 sizes x 2 lr x 3 epochs on its selection
+seeds, then 3 sizes on its confirmation seeds) and of `seed-ablations` (7 variants x 2 lr, then 7
+variants, at the best grid size), with the presets' seed counts, one worker using both cores
+(confirmation runs counted at the full 3 epochs: an upper bound). Targets: an epoch at embed 128 <= 3 min; peak RSS at embed 256 <= 2 GB.
 Children run under tcmalloc when it is installed, as the `newslab` command does
 (--allocator system: glibc's malloc, to compare). OMP_WAIT_POLICY=ACTIVE times runs as newslab
 runs them on an idle machine (the benchmarks' PASSIVE default is for busy ones).
@@ -31,9 +32,11 @@ import time
 import common  # noqa: F401  (first: sets the OpenMP wait policy before torch starts)
 from common import GRID, data_dir, machine, table
 from newslab import allocator
+from newslab.study import load_spec
 
 FULL_TRAIN, FULL_VAL, FULL_TEST = 114_000, 6_000, 7_600
-EPOCHS, LRS, ABLATIONS = 3, 2, 7
+EPOCHS, ABLATIONS = 3, 7
+GRID_SPEC, ABLATION_SPEC = load_spec("seed-grid"), load_spec("seed-ablations")
 
 
 def child(path: str, embed: int, heads: int, rows: int) -> None:
@@ -168,22 +171,18 @@ def main() -> None:
         )
     )
     if len(runs) == len(GRID):
-        grid = sum(LRS * m["run_s"] for m in runs.values())
+        per_point = lambda spec: len(spec.seed_list) * len(spec.choices("lr")) + len(spec.confirm_seed_list)
+        grid = sum(per_point(GRID_SPEC) * m["run_s"] for m in runs.values())
         print("\nprojected wall time, one worker on this machine (hours):")
         proj = []
-        for seeds in (1, 3):
-            for base, m in runs.items():
-                abl = ABLATIONS * LRS * m["run_s"]  # every ablation costs a baseline run (no_ffn/freeze_emb: less)
-                proj.append(
-                    [
-                        seeds,
-                        f"{base}",
-                        f"{seeds * grid / 3600:.2f}",
-                        f"{seeds * abl / 3600:.2f}",
-                        f"{seeds * (grid + abl) / 3600:.2f}",
-                    ]
-                )
-        print(table(proj, ["seeds", "ablations at embed", "seed-grid h", "seed-ablations h", "total h"]))
+        for base, m in runs.items():
+            abl = ABLATIONS * per_point(ABLATION_SPEC) * m["run_s"]  # as a baseline run (no_ffn/freeze_emb: less)
+            seeds = f"{len(GRID_SPEC.seed_list)}+{len(GRID_SPEC.confirm_seed_list)} / "
+            seeds += f"{len(ABLATION_SPEC.seed_list)}+{len(ABLATION_SPEC.confirm_seed_list)}"
+            proj.append([seeds, f"{base}", f"{grid / 3600:.2f}", f"{abl / 3600:.2f}", f"{(grid + abl) / 3600:.2f}"])
+        print(
+            table(proj, ["seeds (select+confirm)", "ablations at embed", "seed-grid h", "seed-ablations h", "total h"])
+        )
     if 128 in runs:
         e = runs[128]["epoch_full_s"] / 60
         print(f"embed 128 epoch: {e:.2f} min (target <= 3 min: {'met' if e <= 3 else 'NOT met'})")

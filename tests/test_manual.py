@@ -18,7 +18,7 @@ from newslab import manual
 from newslab.cli import main
 from newslab.config import RunConfig
 from newslab.errors import NewslabError
-from newslab.manual import manual_plan, run_baseline
+from newslab.manual import analyse_attention, manual_plan, run_baseline
 from newslab.runs import finished_result
 from newslab.study import open_storage, study_results
 
@@ -59,7 +59,9 @@ def test_presets_resolve_to_a_baseline_and_two_studies(tmp_path: Path) -> None:
         [0, 1, 2, 3, 4],
     )
     assert full.grid.fixed["epochs"] == full.ablations.fixed["epochs"] == 10
-    assert quick.baseline.data.train_limit == quick.grid.fixed["train_limit"] and quick.baseline.data.data_dir is None
+    # the baseline is trained as the grid's runs are (the whole training split, to a plateau)
+    assert quick.baseline.data.vocab_size == quick.grid.fixed["vocab_size"] and quick.baseline.data.data_dir is None
+    assert quick.baseline.optim.patience == quick.grid.fixed["patience"] and quick.workers == 2
     with pytest.raises(Exception, match="--preset 'huge' is not one of"):
         manual_plan("huge")
 
@@ -93,7 +95,8 @@ def test_manual_whose_grid_trials_all_fail_still_reports_and_exits_1(tmp_path: P
     # every grid trial fails at once, no training (the package's `train` name is the function, not the module)
     monkeypatch.setattr(sys.modules["newslab.train"], "train", diverge)
     out = tmp_path / "outputs"
-    assert main(["manual", "--preset", "quick", "--out-dir", str(out)]) == 1
+    # one in-process worker: the replaced `train` would not reach worker processes
+    assert main(["manual", "--preset", "quick", "--workers", "1", "--out-dir", str(out)]) == 1
     stdout = capsys.readouterr().out
     assert stdout.count("every trial of grid study quick-grid failed") == 1
     assert "== [3/5]" not in stdout and "== [4/5]" not in stdout and "== [5/5] report" in stdout
@@ -136,13 +139,25 @@ def test_notebook_runs_the_quick_manual_end_to_end(quick_manual) -> None:
     assert "rows sum to 1.0000..1.0000" in outputs and "report:" in outputs
     storage = open_storage(f"sqlite:///{quick_manual.out / 'studies.db'}")
     grid, ablations = study_results("quick-grid", storage), study_results("quick-ablations", storage)
-    assert grid.counts()["complete"] == len(grid.spec.trials()) and ablations.counts()["complete"] == len(
-        ablations.spec.trials()
-    )
+    for study in (grid, ablations):  # every selection trial, then every point on each confirmation seed
+        confirmations = len(study.points()) * len(study.spec.confirm_seed_list)
+        assert study.counts()["complete"] == len(study.spec.trials()) + confirmations
+        assert len(study.confirmed()) == len(study.points())
     markdown = (quick_manual.out / "report" / "report.md").read_text()
     for title in ("## Results", "## Ablations", "## Attention", "## Conclusions", "Baseline run"):
         assert title in markdown
-    assert quick_manual.seconds < 600, f"the quick manual took {quick_manual.seconds:.0f} s (target: 10 min)"
+    # a quick preset that means something: a trained model (confirmed on fresh seeds and rows), runs
+    # that reached their plateau, and an attention sample made of words the model knows
+    chosen = grid.confirmation(grid.best())
+    assert chosen is not None and chosen.val_mean >= 0.80
+    lrs = grid.spec.choices("lr")
+    assert min(lrs) < grid.best().nuisance["lr"] < max(lrs)  # the pick lies inside its grid
+    selection = [t for study in (grid, ablations) for t in study.trials if t.role == "select"]
+    plateaued = [t for t in selection if t.best_epoch is not None and t.best_epoch < len(t.history)]
+    assert len(plateaued) > len(selection) / 2
+    plan = manual_plan("quick", out_dir=quick_manual.out, data_dir=quick_manual.data)
+    assert analyse_attention(plan, grid).sample.unknown_share < 0.10
+    print(f"quick manual: {quick_manual.seconds:.0f} s, selected {grid.best().point} {grid.best().nuisance}")
 
 
 @pytest.mark.realdata

@@ -133,6 +133,19 @@ def test_learned_positions_add_parameters() -> None:
     assert counts["embedding"] - build(small()).parameter_counts()["embedding"] == 32 * 16
 
 
+@pytest.mark.parametrize("embed_dim", [16, 64, 256])
+def test_learned_positions_start_at_the_token_scale(embed_dim: int) -> None:
+    """What forward adds: token rows times embed_scale (std 1), sinusoid rows (std ~0.63) and learned rows,
+    which must be of the same size (an init of std 1/sqrt(C) left them sqrt(C) times smaller)."""
+    torch.manual_seed(0)
+    model = TextClassifier(2000, CLASSES, embed_dim=embed_dim, num_heads=4, pos_encoding="learned", max_len=128)
+    learned = model.positions.embedding.weight.detach().std().item()
+    tokens = (model.tok_emb.weight[1:] * model.embed_scale).detach().std().item()  # row 0 is [PAD], zero
+    sinusoid = build(small(embed_dim=embed_dim, max_len=128)).positions.table.std().item()
+    assert learned == pytest.approx(tokens, rel=0.1)
+    assert 1.0 <= learned / sinusoid <= 2.0
+
+
 def test_parameter_counts_add_up() -> None:
     model = build(small())
     counts = model.parameter_counts()

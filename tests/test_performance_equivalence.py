@@ -43,7 +43,7 @@ def pair(cfg: RunConfig):
 
 
 def plain_step(model: TextClassifier, cfg: RunConfig, ids, pad_mask, labels):
-    """The textbook step: fp32 forward, loss, backward, norm, clip, unfused AdamW."""
+    """The textbook step: fp32 forward, loss, backward, norm, clip, unfused AdamW; returns the logits too."""
     logits = model(ids, pad_mask)
     loss = F.cross_entropy(logits, labels, label_smoothing=cfg.optim.label_smoothing)
     model.zero_grad()
@@ -56,7 +56,7 @@ def plain_step(model: TextClassifier, cfg: RunConfig, ids, pad_mask, labels):
     for group in optimizer.param_groups:
         group["fused"] = False
     optimizer.step()
-    return loss.detach(), norm
+    return loss.detach(), norm, logits.detach()
 
 
 @pytest.mark.parametrize("ablation", [None, "clip_grad", "no_ffn", "freeze_emb"])
@@ -65,14 +65,38 @@ def test_optimized_step_matches_the_plain_step(ablation: str | None) -> None:
     fast_model, ref_model = pair(cfg)
     step = TrainStep(fast_model, make_optimizer(fast_model, cfg.optim, torch.device("cpu")), cfg.optim)
     ids, pad_mask, labels = batch()
-    loss, norm = step(ids, pad_mask, labels)
-    ref_loss, ref_norm = plain_step(ref_model, cfg, ids, pad_mask, labels)
+    loss, loss_unsmoothed, norm = step(ids, pad_mask, labels)
+    ref_loss, ref_norm, ref_logits = plain_step(ref_model, cfg, ids, pad_mask, labels)
     assert_close(loss, ref_loss)
+    assert_close(loss_unsmoothed, F.cross_entropy(ref_logits, labels))  # the same forward pass, unsmoothed
     assert_close(norm, ref_norm)
     for (name, p), q in zip(fast_model.named_parameters(), ref_model.parameters()):
         if p.requires_grad:
             assert_close(p.grad, q.grad, msg=name)
         assert_close(p, q, msg=name)  # after one fused vs one for-loop AdamW step
+
+
+@pytest.mark.parametrize("label_smoothing", [0.0, 0.1, 0.3])
+def test_the_unsmoothed_loss_is_plain_cross_entropy_of_the_steps_logits(label_smoothing: float) -> None:
+    """Smoothed CE = (1 - e) * CE + e * mean over classes of -log p: the step's two losses must satisfy it."""
+    cfg = config(label_smoothing=label_smoothing, precision="fp32")
+    model, _ = pair(cfg)
+    with torch.no_grad():  # a sharper head than the initial one, so that smoothing changes the loss visibly
+        model.head.weight.mul_(50)
+    logits = []
+    model.head.register_forward_hook(lambda _m, _i, out: logits.append(out.detach()))
+    step = TrainStep(model, make_optimizer(model, cfg.optim, torch.device("cpu")), cfg.optim)
+    ids, pad_mask, labels = batch(2)
+    result = step(ids, pad_mask, labels)
+    assert result.loss_unsmoothed.requires_grad is False and result.loss_unsmoothed.shape == ()
+    (seen,) = logits
+    assert_close(result.loss_unsmoothed, F.cross_entropy(seen, labels))
+    uniform = -seen.log_softmax(-1).mean()  # cross-entropy against the uniform distribution
+    assert_close(result.loss, (1 - label_smoothing) * result.loss_unsmoothed + label_smoothing * uniform)
+    if label_smoothing == 0:
+        assert_close(result.loss, result.loss_unsmoothed)
+    else:
+        assert abs(float(result.loss - result.loss_unsmoothed)) > 1e-3
 
 
 def test_training_attention_path_equals_sdpa() -> None:

@@ -62,7 +62,7 @@ def test_the_finiteness_check_at_any_step_count(steps: int, bad_step: int | None
     def step(ids, pad_mask, labels):
         calls.append(1)
         loss = float("nan") if len(calls) == bad_step else 0.5
-        return torch.tensor(loss), torch.tensor(1.0)
+        return torch.tensor(loss), torch.tensor(loss / 2), torch.tensor(1.0)
 
     class Scheduler:
         def step(self) -> None:
@@ -76,5 +76,6 @@ def test_the_finiteness_check_at_any_step_count(steps: int, bad_step: int | None
         with pytest.raises(TrainingDiverged, match=f"step {bad_step}$"):
             train_epoch(step, Scheduler(), batches, torch.device("cpu"), epoch=1)
     else:
-        loss, norm, lr, samples, tokens, _ = train_epoch(step, Scheduler(), batches, torch.device("cpu"), epoch=1)
-        assert (loss, norm, samples, tokens) == (0.5, 1.0, steps, 3 * steps) and lr == pytest.approx(1e-3)
+        stats = train_epoch(step, Scheduler(), batches, torch.device("cpu"), epoch=1)
+        assert (stats.loss, stats.loss_unsmoothed, stats.grad_norm) == (0.5, 0.25, 1.0)
+        assert (stats.samples, stats.tokens) == (steps, 3 * steps) and stats.lr == pytest.approx(1e-3)

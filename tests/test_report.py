@@ -19,19 +19,31 @@ from newslab.cli import main
 from newslab.data import EncodedSplit, Split, collate
 from newslab.metrics import macro_f1
 from newslab.report import build_report, context, fonts
+from newslab.report import effects as fx
 from newslab.report.attention import analyse_run
 from newslab.report.bestmodel import best_run
 from newslab.report.plots import Plotter
 from newslab.runs import load_run
-from newslab.study import StudySpec, open_storage, run_study, study_results
+from newslab.study import StudySpec, load_spec, open_storage, run_study, study_results
+from newslab.study.results import chosen_epoch
 
-SECTIONS = ["Setup", "Results", "Hyperparameter impact", "Ablations", "Best model", "Attention", "Conclusions"]
+SECTIONS = [
+    "Setup",
+    "Method",
+    "Results",
+    "Hyperparameter impact",
+    "Ablations",
+    "Best model",
+    "Attention",
+    "Conclusions",
+]
 CJK = re.compile(r"[\u4e00-\u9fff]")
 
 
 @pytest.fixture(scope="module")
 def studies(tmp_path_factory) -> SimpleNamespace:
-    """A finished 2 x 2 grid (2 seeds) and a 3-variant ablation study on generated data (~30 s)."""
+    """A finished 2 x 2 grid and a 3-variant ablation study on generated data, each selected on 2 seeds and
+    confirmed on 3 fresh ones (~60 s)."""
     root = tmp_path_factory.mktemp("report")
     data, out = make_data_dir(root / "data"), root / "out"
     url = f"sqlite:///{out / 'studies.db'}"
@@ -50,6 +62,7 @@ def studies(tmp_path_factory) -> SimpleNamespace:
         fixed=tiny,
         scientific={"embed_dim,num_heads": [[16, 2], [32, 4]], "lr": [3e-3, 1e-2]},
         seeds=2,
+        confirm_seeds=3,
     )
     ablations = StudySpec(
         name="tiny-ablations",
@@ -57,6 +70,7 @@ def studies(tmp_path_factory) -> SimpleNamespace:
         fixed={"epochs": 2},
         scientific={"ablation": ["none", "no_pe", "no_ffn"]},
         seeds=2,
+        confirm_seeds=3,
     )
     for spec in (grid, ablations):
         run_study(spec, storage_url=url, out_dir=out, threads=1, log=lambda _line: None)
@@ -85,6 +99,24 @@ def test_report_has_every_section_and_a_self_contained_html(studies, tmp_path: P
         digest = hashlib.md5((studies.data / name).read_bytes()).hexdigest()
         assert f"| {name} |" in markdown and digest in markdown
     assert any(c.topic == "ablation" and c.subject == "no_pe" for c in files.claims)
+    method = "\n".join(markdown.split("## Method")[1].split("## Results")[0].splitlines())
+    assert "tiny-grid: selection seeds [0, 1]" in method and "confirmation seeds [1000, 1001, 1002]" in method
+    verdicts = {c.verdict for c in files.claims if c.topic in ("best", "factor", "ablation")}
+    assert verdicts <= {"significant", "inconclusive", "untested", "info"} and "within noise" not in markdown
+    if files.next_grid is not None:  # the follow-up spec runs as it is
+        assert load_spec(files.next_grid).name == "tiny-grid-next" and files.next_grid.name in markdown
+
+
+def test_the_report_estimates_on_confirmation_runs(studies) -> None:
+    grid = results(studies)[0]
+    assert {t.role for t in grid.trials} == {"select", "confirm"}
+    confirmed = grid.confirmed()
+    assert len(confirmed) == 4 and all(s.n == 3 and {t.seed for t in s.trials} == {1000, 1001, 1002} for s in confirmed)
+    for s in confirmed:  # trained to the epoch its selection runs chose, with per-row predictions for the test
+        assert {t.stop_epoch for t in s.trials} == {chosen_epoch(next(p for p in grid.points() if p.point == s.point))}
+        assert all(t.val_correct and set(t.val_correct) <= {"0", "1"} for t in s.trials)
+    race = fx.runner_up(grid)
+    assert race is not None and race.verdict in ("significant", "inconclusive")  # tested, on the confirmation runs
 
 
 def test_attention_rows_sum_to_one_over_real_tokens(studies) -> None:
@@ -113,6 +145,7 @@ def test_attention_rows_sum_to_one_over_real_tokens(studies) -> None:
 def test_best_model_numbers_agree_with_the_run(studies) -> None:
     best = best_run(results(studies))
     assert best.trial.val_accuracy == max(t.val_accuracy for t in best.summary.trials)
+    assert best.trial.role == "confirm" and best.trial.stop_epoch is not None  # a run that took no part in choosing
     cm = best.confusion()
     assert int(cm.sum()) == len(best.dataset.test) and cm.diag().sum() / cm.sum() == pytest.approx(
         best.trial.test_accuracy

@@ -1,4 +1,4 @@
-"""Statistics of the report: checked against scipy and against hand-computed values."""
+"""Statistics of the report: checked against scipy and against the formulas written out by hand."""
 
 from __future__ import annotations
 
@@ -10,15 +10,14 @@ from scipy import stats as sps
 
 from newslab.report.stats import (
     ALPHA,
-    bonferroni,
+    POWER,
+    Untested,
+    crossed_test,
     family_level,
-    mcnemar,
     mean_interval,
-    paired_bootstrap,
-    paired_test,
     t_errorbar,
-    welch,
 )
+from newslab.report.stats import TestResult as Paired
 
 
 def test_mean_interval_is_the_t_interval_and_has_no_spread_for_one_value() -> None:
@@ -31,59 +30,130 @@ def test_mean_interval_is_the_t_interval_and_has_no_spread_for_one_value() -> No
     assert t_errorbar([0.8]) == (0.8, 0.8) and mean_interval([]) is None
 
 
-def test_welch_matches_scipy_and_refuses_what_it_cannot_test() -> None:
-    a, b = [0.85, 0.86, 0.84, 0.87], [0.80, 0.83, 0.82]
-    result = welch(a, b)
-    reference = sps.ttest_ind(a, b, equal_var=False)
-    assert result.p == pytest.approx(reference.pvalue) and result.diff == pytest.approx(np.mean(a) - np.mean(b))
-    assert result.low < result.diff < result.high and result.significant
-    assert welch([0.8], [0.7, 0.71]) is None  # one seed: no variance to compare with
-    assert welch([0.8, 0.8], [0.7, 0.7]) is None  # zero variance: the noise cannot be estimated
-    assert not welch([0.80, 0.82, 0.81], [0.81, 0.80, 0.82]).significant
+def two_way_anova(d: list[list[float]], family: int = 1) -> dict[str, float]:
+    """The crossed random-effects test written out with loops, straight from the textbook formulas."""
+    S, R = len(d), len(d[0])
+    grand = sum(sum(row) for row in d) / (S * R)
+    seed_mean = [sum(row) / R for row in d]
+    row_mean = [sum(d[s][r] for s in range(S)) / S for r in range(R)]
+    ms_seed = R * sum((m - grand) ** 2 for m in seed_mean) / (S - 1)
+    ms_row = S * sum((m - grand) ** 2 for m in row_mean) / (R - 1)
+    ss_res = sum((d[s][r] - seed_mean[s] - row_mean[r] + grand) ** 2 for s in range(S) for r in range(R))
+    ms_res = ss_res / ((S - 1) * (R - 1))
+    # E[MS_seed] = s2_res + R s2_seed, E[MS_row] = s2_res + S s2_row, E[MS_res] = s2_res, so
+    # Var(grand mean) = s2_seed/S + s2_row/R + s2_res/(S R) = (MS_seed + MS_row - MS_res) / (S R),
+    # with MS_seed taken at least MS_res (its expectation) and the row component at least 0
+    seed_part = max(ms_seed, ms_res)
+    if ms_row > ms_res:
+        total = seed_part + ms_row - ms_res
+        df = total**2 / (seed_part**2 / (S - 1) + ms_row**2 / (R - 1) + ms_res**2 / ((S - 1) * (R - 1)))
+    else:  # the row component estimated at or below 0: kept at 0, the seed term alone
+        total, df = seed_part, S - 1
+    se = math.sqrt(total / (S * R))
+    p = min(1.0, 2 * sps.t.sf(abs(grand) / se, df) * family)
+    half = sps.t.ppf(1 - ALPHA / (2 * family), df) * se
+    detectable = (sps.t.ppf(1 - ALPHA / (2 * family), df) + sps.t.ppf(POWER, df)) * se
+    return {
+        "diff": grand,
+        "se": se,
+        "df": df,
+        "p": p,
+        "low": grand - half,
+        "high": grand + half,
+        "det": detectable,
+        "seed_floored": ms_seed < ms_res,
+        "row_clamped": ms_row <= ms_res,
+    }
 
 
-def test_mcnemar_is_the_exact_binomial_test_on_discordant_pairs() -> None:
-    a = np.array([1] * 50 + [1] * 12 + [0] * 3 + [0] * 35, bool)  # 12 only a right, 3 only b right
-    b = np.array([1] * 50 + [0] * 12 + [1] * 3 + [0] * 35, bool)
-    result = mcnemar(a, b)
-    assert result.p == pytest.approx(sps.binomtest(12, 15, 0.5).pvalue) and result.diff == pytest.approx(0.09)
-    assert mcnemar(a, a).p == 1.0
+# rows a configuration gets right and the other wrong (1/-1), and seeds that differ in how many
+ROWS_MATTER = [
+    [1, 1, 1, 1, 1, 1, 0, 1],
+    [1, 0, 0, 1, 0, 1, 0, 1],
+    [1, 1, 0, 1, 1, 1, 1, 1],
+    [0, 0, -1, 1, 0, -1, -1, 1],
+]
+# no row is consistently won: MS_row below MS_res
+ROWS_DO_NOT = [
+    [1, 0, 0, -1, 1, 0],
+    [0, 1, -1, 0, 0, 0],
+    [1, -1, 1, 0, 1, 1],
+]
+# seeds agree closely, rows do not: MS_seed below MS_res, taken at MS_res
+SEEDS_AGREE = [
+    [1, 0, -1, 1, 0, 1, 0],
+    [0, 1, 0, 1, -1, 1, 1],
+    [1, 1, 0, 0, 0, 0, 1],
+    [0, 0, 1, 1, 1, 0, 0],
+]
+MATRICES = {"row-component": ROWS_MATTER, "row-component-clamped": ROWS_DO_NOT, "seed-term-floored": SEEDS_AGREE}
 
 
-def test_paired_bootstrap_separates_a_real_difference_from_none() -> None:
+@pytest.mark.parametrize("matrix", list(MATRICES.values()), ids=list(MATRICES))
+@pytest.mark.parametrize("family", [1, 4])
+def test_crossed_test_is_the_two_way_random_effects_anova(matrix, family: int) -> None:
+    expected = two_way_anova(matrix, family)
+    result = crossed_test(np.array(matrix), family)
+    assert isinstance(result, Paired)
+    assert (result.seeds, result.rows, result.family) == (len(matrix), len(matrix[0]), family)
+    for name, value in (("diff", result.diff), ("se", result.se), ("df", result.df), ("p", result.p)):
+        assert value == pytest.approx(expected[name]), name
+    assert (result.low, result.high) == pytest.approx((expected["low"], expected["high"]))
+    assert result.detectable == pytest.approx(expected["det"])
+
+
+def test_the_matrices_take_every_branch() -> None:
+    # each floor is exercised (and one matrix takes neither), or the test above checks one branch thrice
+    cases = {name: two_way_anova(m) for name, m in MATRICES.items()}
+    assert not cases["row-component"]["row_clamped"] and not cases["row-component"]["seed_floored"]
+    assert cases["row-component-clamped"]["row_clamped"] and cases["row-component-clamped"]["df"] == 2
+    assert cases["seed-term-floored"]["seed_floored"]
+
+
+def test_crossed_test_refuses_what_it_cannot_test() -> None:
+    assert crossed_test(np.array(ROWS_MATTER[:2])) == Untested("too_few_seeds")  # 2 seeds: 1 df for the seed term
+    assert crossed_test(np.ones((4, 50))) == Untested("zero_variance")  # all equal: no noise to measure
+    assert crossed_test(np.zeros((3, 50))) == Untested("zero_variance")
+
+
+def simulated(seeds: int, rows: int, effect: float, rng: np.random.Generator) -> np.ndarray:
+    """Per-row correctness differences: a's and b's rows right with a shared row difficulty, a better by `effect`."""
+    difficulty = rng.random(rows)
+    d = []
+    for _ in range(seeds):
+        shift = rng.normal(0, 0.005)
+        a = difficulty + 0.3 * rng.random(rows) < 0.85 + effect + shift
+        b = difficulty + 0.3 * rng.random(rows) < 0.85
+        d.append(a.astype(float) - b)
+    return np.array(d)
+
+
+def test_a_strong_real_effect_is_significant_and_its_interval_covers_it() -> None:
+    rng = np.random.default_rng(0)
+    d = simulated(5, 2000, 0.06, rng)
+    result = crossed_test(d, family=6)
+    assert isinstance(result, Paired) and result.verdict == "significant" and result.p < ALPHA
+    assert result.low > 0 and result.low < d.mean() < result.high
+    none = crossed_test(simulated(5, 2000, 0.0, rng), family=6)
+    assert isinstance(none, Paired) and none.verdict == "inconclusive" and none.low < 0 < none.high
+
+
+def test_the_smallest_detectable_effect_shrinks_with_more_seeds() -> None:
     rng = np.random.default_rng(1)
-    a = (rng.random(800) < 0.85).astype(float)
-    b = a.copy()
-    flip = rng.choice(800, 80, replace=False)
-    b[flip] = 0.0  # b loses up to 80 rows a got right
-    better = paired_bootstrap(a, b)
-    assert better.diff > 0.05 and better.p < 0.01 and better.low < better.diff < better.high
-    same = paired_bootstrap(a, a)
-    assert (same.diff, same.p) == (0.0, 1.0)
-    shuffled = paired_bootstrap(a, rng.permutation(a))
-    assert shuffled.p > 0.05  # same accuracy, different rows: no evidence either way
+    few = [crossed_test(simulated(3, 1000, 0.0, rng)) for _ in range(20)]
+    many = [crossed_test(simulated(10, 1000, 0.0, rng)) for _ in range(20)]
+    assert all(isinstance(t, Paired) for t in few + many)
+    assert np.median([t.detectable for t in many]) < 0.5 * np.median([t.detectable for t in few])
 
 
-def test_paired_test_picks_mcnemar_for_single_runs_and_bootstrap_over_seeds() -> None:
-    labels = [0, 1, 2, 3] * 50
-    right, wrong = list(labels), [(y + 1) % 4 for y in labels]
-    assert paired_test([right], [wrong], labels).name == "mcnemar"
-    assert paired_test([right, right], [wrong, right], labels).name == "bootstrap"
-    assert paired_test([right], [wrong], None) is None
-    assert paired_test([right], [wrong[:-1]], labels) is None  # different test files cannot be paired
-
-
-def test_bonferroni_adjustment_and_its_interval_agree() -> None:
-    strong = welch([0.8, 0.81, 0.82], [0.7, 0.71, 0.69])
-    assert bonferroni(strong, 3).p_adjusted == pytest.approx(3 * strong.p) and bonferroni(None, 3) is None
-    assert bonferroni(strong, 1) is strong and family_level(1) == 0.95 and family_level(5) == pytest.approx(0.99)
-    weak = welch([0.8, 0.82, 0.81], [0.8, 0.81, 0.79])
-    assert bonferroni(weak, 4).p_used == 1.0 and not math.isnan(bonferroni(weak, 4).p_used)  # capped at 1
-    # a difference significant alone but not as one of 6: the interval at 1 - ALPHA/6 must then contain 0
-    a, b = [0.80, 0.81, 0.82, 0.815], [0.79, 0.795, 0.80, 0.80]  # p = 0.03
-    alone, family = welch(a, b), bonferroni(welch(a, b, family_level(6)), 6)
-    assert alone.significant and alone.low > 0
-    assert not family.significant and family.low < 0 < family.high and family.p_used == pytest.approx(6 * alone.p)
-    for k in range(1, 8):  # at every family size: the adjusted interval excludes 0 iff the adjusted p < ALPHA
-        t = bonferroni(welch(a, b, family_level(k)), k)
-        assert t.significant == (t.low > 0 or t.high < 0) == (alone.p * k < ALPHA)
+def test_bonferroni_interval_excludes_zero_exactly_when_the_adjusted_p_is_below_alpha() -> None:
+    assert family_level(1) == 0.95 and family_level(5) == pytest.approx(0.99)
+    d = simulated(4, 1500, 0.02, np.random.default_rng(2))
+    alone = crossed_test(d)
+    assert isinstance(alone, Paired)
+    for k in range(1, 30):
+        t = crossed_test(d, family=k)
+        assert isinstance(t, Paired) and t.p == pytest.approx(min(1.0, k * alone.p))
+        assert t.significant == (t.low > 0 or t.high < 0) == (alone.p * k < ALPHA), k
+    # the family sizes above reach both verdicts: the agreement is not free
+    assert crossed_test(d, 1).significant and not crossed_test(d, 29).significant

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import importlib
 import json
 import os
@@ -17,7 +18,7 @@ import torch
 from conftest import load, tiny_flags
 from newslab.config import RunConfig
 from newslab.errors import ConfigError, NewslabError
-from newslab.runs import RunFolder, RunRecorder, evaluate_run, load_run, predict
+from newslab.runs import METRIC_COLUMNS, RunFolder, RunRecorder, evaluate_run, load_run, predict
 from newslab.train import train
 
 
@@ -222,3 +223,17 @@ def test_the_checkpoint_epoch_is_the_weights_own(tiny_config: RunConfig) -> None
     meta_file.write_text(json.dumps({"epoch": 1}))
     with pytest.raises(NewslabError, match="checkpoint.json: malformed"):
         load_run(result.run_dir)
+
+
+def test_metrics_of_runs_before_the_unsmoothed_loss_still_read(tiny_config: RunConfig) -> None:
+    result = quiet(tiny_config)
+    with open(result.run_dir / "metrics.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    old_columns = [c for c in METRIC_COLUMNS if c != "train_loss_unsmoothed"]
+    with open(result.run_dir / "metrics.csv", "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=old_columns, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    history = RunFolder(result.run_dir).result().history
+    assert [list(r) for r in history] == [old_columns] * 2
+    assert [r["val_accuracy"] for r in history] == [r["val_accuracy"] for r in result.history]

@@ -21,14 +21,18 @@ from newslab.runs import RunFolder
 from newslab.study import (
     PRESETS,
     StudySpec,
+    Summary,
+    TrialRecord,
     format_results,
     load_spec,
     open_storage,
     prepare_study,
     run_study,
+    run_worker,
     status_line,
     study_results,
 )
+from newslab.study.results import chosen_epoch
 
 TINY = {
     "epochs": 1,
@@ -79,8 +83,9 @@ def test_spec_is_the_cartesian_product(data_dir: Path) -> None:
 
 def test_presets_have_the_manuals_shapes() -> None:
     grid, ablations = load_spec("seed-grid"), load_spec("seed-ablations")
-    assert len(grid.trials()) == 3 * 2 * 3 and grid.fixed == {"epochs": 3, "batch_size": 64}
+    assert len(grid.trials()) == 3 * 2 * 2 and grid.fixed == {"epochs": 3, "batch_size": 64}
     assert grid.choices("lr") == [5e-4, 1e-3] and grid.choices("num_heads") == [2, 4, 8]
+    assert grid.parameter_names("nuisance") == ["lr"]  # each size at its own best lr
     assert ablations.base_study == "seed-grid" and ablations.choices("lr") == [5e-4, 1e-3]
     assert ablations.choices("ablation") == [
         "none",
@@ -92,7 +97,31 @@ def test_presets_have_the_manuals_shapes() -> None:
         "clip_grad",
     ]
     assert load_spec("quick-grid", seeds=1).seed_list == [0]
-    assert all(StudySpec(**PRESETS[p]).seed_list == [0, 1, 2] for p in PRESETS)
+    # every preset confirms on fresh seeds, at least the three a test needs
+    for name in PRESETS:
+        spec = StudySpec(**PRESETS[name])
+        assert len(spec.confirm_seed_list) >= 3 and not set(spec.confirm_seed_list) & set(spec.seed_list)
+    quick = load_spec("quick-grid")
+    assert quick.fixed["patience"] and len(quick.choices("lr")) == 3  # room for the pick to lie inside
+
+
+def test_confirmation_seeds_are_fresh_and_counted_or_listed() -> None:
+    spec = StudySpec(name="c", scientific={"lr": [1e-3]}, seeds=2, confirm_seeds=3)
+    assert spec.confirm_seed_list == [1000, 1001, 1002]
+    assert StudySpec(name="c", scientific={"lr": [1e-3]}, confirm_seeds=[7, 9]).confirm_seed_list == [7, 9]
+    with pytest.raises(ConfigError, match=r"confirm_seeds \[1\] are also selection seeds"):
+        StudySpec(name="c", scientific={"lr": [1e-3]}, seeds=2, confirm_seeds=[1, 5])
+    with pytest.raises(ConfigError, match="confirm_seeds must be a count >= 0"):
+        StudySpec(name="c", scientific={"lr": [1e-3]}, confirm_seeds=-1)
+    # a study recorded before confirmation existed keeps its digest, so it resumes
+    old = StudySpec(name="c", scientific={"lr": [1e-3]})
+    legacy = {k: v for k, v in old.to_dict().items() if k != "confirm_seeds"}
+    import hashlib
+
+    assert old.digest == hashlib.sha256(json.dumps(legacy, sort_keys=True).encode()).hexdigest()[:16]
+    # a confirmation trial: its epoch, no early stopping, the next validation split
+    config = load_spec("quick-grid").config({"embed_dim": 64, "num_heads": 4}, {"lr": 3e-3}, 1000, 3)
+    assert (config["stop_epoch"], config["patience"], config["split_seed"]) == (3, None, 1)
 
 
 @pytest.mark.parametrize(
@@ -106,6 +135,7 @@ def test_presets_have_the_manuals_shapes() -> None:
         ({"scientific": {"embed_dim,num_heads": [[64, 3]]}}, "--embed-dim 64 is not divisible by --num-heads 3"),
         ({"fixed": {"lr": 1e-3}, "scientific": {"lr": [1e-3]}}, "'lr' is set twice"),
         ({"scientific": {"lr": [1e-3]}, "seeds": 0}, "seeds must be a positive count"),
+        ({"scientific": {"lr": [1e-3]}, "seeds": 2, "confirm_seeds": [0]}, "confirm_seeds [0] are also selection"),
     ],
 )
 def test_bad_specs_fail_before_any_training(tmp_path: Path, spec: dict, message: str, capsys) -> None:
@@ -266,7 +296,7 @@ def test_failed_trials_are_recorded_and_retried_up_to_the_limit(tmp_path: Path, 
 
 
 # ------------------------------------------------------------- concurrency and crashes
-def _run_concurrent_workers(url: str, spec: StudySpec, tmp_path: Path, workers: int) -> None:
+def _run_concurrent_workers(url: str, spec: StudySpec, tmp_path: Path, workers: int, confirmations: int = 0) -> None:
     storage = open_storage(url, create=True)
     prepare_study(spec, storage, tmp_path)
     procs = [
@@ -275,15 +305,23 @@ def _run_concurrent_workers(url: str, spec: StudySpec, tmp_path: Path, workers: 
     ]
     outputs = [p.communicate(timeout=600)[0] for p in procs]
     assert all(p.returncode == 0 for p in procs), outputs
+    expected = len(spec.trials()) + confirmations
     ran = [sum("done:" in line for line in out.splitlines()) for out in outputs]
-    assert sum(ran) == len(spec.trials())
+    assert sum(ran) == expected
     counts = completed_keys(spec.name, storage)
-    assert len(counts) == len(spec.trials()) and set(counts.values()) == {1}  # each point x seed exactly once
-    assert study_results(spec.name, storage).counts()["complete"] == len(spec.trials())
+    assert len(counts) == expected and set(counts.values()) == {1}  # each point x seed exactly once
+    assert study_results(spec.name, storage).counts()["complete"] == expected
 
 
 def test_three_workers_on_sqlite_run_each_trial_exactly_once(tmp_path: Path, data_dir: Path) -> None:
     _run_concurrent_workers(f"sqlite:///{tmp_path}/s.db", tiny_spec(data_dir), tmp_path, workers=3)
+
+
+def test_three_workers_queue_and_run_the_confirmations_exactly_once(tmp_path: Path, data_dir: Path) -> None:
+    spec = tiny_spec(
+        data_dir, seeds=1, nuisance={"lr": [1e-3, 3e-3]}, confirm_seeds=2, scientific={"num_heads": [2, 4]}
+    )
+    _run_concurrent_workers(f"sqlite:///{tmp_path}/s.db", spec, tmp_path, workers=3, confirmations=2 * 2)
 
 
 @pytest.mark.postgres
@@ -293,7 +331,8 @@ def test_two_workers_on_postgresql_run_each_trial_exactly_once(tmp_path: Path, d
         message = "NEWSLAB_TEST_POSTGRES_URL is not set (.ci/services.sh starts PostgreSQL and sets it)"
         pytest.fail(message) if os.environ.get("CI") else pytest.skip(message)
     name = f"pg-{os.getpid()}-{int(time.time())}"  # a fresh study name on the shared server
-    _run_concurrent_workers(url, tiny_spec(data_dir, name, seeds=2), tmp_path, workers=2)
+    spec = tiny_spec(data_dir, name, seeds=1, confirm_seeds=2)  # 4 points: 4 selection + 4 x 2 confirmation trials
+    _run_concurrent_workers(url, spec, tmp_path, workers=2, confirmations=4 * 2)
 
 
 def test_kill_9_mid_trial_then_rerun_finishes_without_duplicates(tmp_path: Path, data_dir: Path) -> None:
@@ -394,3 +433,121 @@ def test_study_run_takes_the_data_folder_as_a_flag(tmp_path: Path, data_dir: Pat
     result = study_results("flagged", open_storage(f"sqlite:///{tmp_path / 'out' / 'studies.db'}"))
     (trial,) = result.trials
     assert trial.state == "COMPLETE" and RunFolder(trial.run_dir).config().data.data_dir == str(data_dir.resolve())
+
+
+# ---------------------------------------------------------------- selection and confirmation
+def test_confirmation_runs_the_chosen_lr_and_epoch_on_fresh_seeds_after_the_selection(
+    tmp_path: Path, data_dir: Path
+) -> None:
+    url = f"sqlite:///{tmp_path}/s.db"
+    spec = tiny_spec(
+        data_dir,
+        fixed={**TINY, "data_dir": str(data_dir), "epochs": 3},
+        scientific={"embed_dim,num_heads": [[16, 2], [32, 4]]},
+        nuisance={"lr": [1e-3, 1e-2]},
+        seeds=1,
+        confirm_seeds=3,
+    )
+    lines: list[str] = []
+    result = run_study(spec, storage_url=url, out_dir=tmp_path, log=lines.append)
+    assert result.counts() == {"complete": 4 + 2 * 3, "running": 0, "failed": 0, "waiting": 0}
+    select = [t for t in result.trials if t.role == "select"]
+    confirm = [t for t in result.trials if t.role == "confirm"]
+    assert max(t.number for t in select) < min(t.number for t in confirm)  # queued once the selection was final
+    assert any("confirmation trial(s) queued on fresh seeds" in line for line in lines)
+    for point in result.points():
+        runs = [t for t in confirm if t.point == point.point]
+        assert sorted(t.seed for t in runs) == [1000, 1001, 1002]
+        assert all(t.nuisance == point.nuisance for t in runs)  # the lr its selection chose
+        epoch = chosen_epoch(point)
+        assert all(t.stop_epoch == epoch for t in runs) and 1 <= epoch <= 3
+        for t in runs:
+            config = RunFolder(t.run_dir).config()
+            assert (config["seed"], config["stop_epoch"], config["split_seed"]) == (t.seed, epoch, 1)
+            assert t.best_epoch == epoch and len(t.history) == epoch
+            assert t.val_correct is not None and t.val_accuracy == pytest.approx(
+                t.val_correct.count("1") / len(t.val_correct)
+            )
+    assert [s.point for s in result.confirmed()] == [s.point for s in result.points()]
+    # resuming runs nothing more, and the confirmations are not queued twice
+    again = run_study(spec, storage_url=url, out_dir=tmp_path, log=lambda m: None)
+    assert len(again.trials) == len(result.trials)
+
+
+def test_chosen_epoch_is_the_best_mean_over_the_epochs_every_run_reached() -> None:
+    def trial(seed: int, curve: list[float]) -> TrialRecord:
+        history = [{"epoch": e + 1, "val_accuracy": a} for e, a in enumerate(curve)]
+        return TrialRecord(seed, "COMPLETE", {}, {}, seed, max(curve), history=history)
+
+    summary = Summary({}, {}, [trial(0, [0.5, 0.7, 0.6, 0.9]), trial(1, [0.6, 0.6, 0.8])])
+    assert chosen_epoch(summary) == 3  # epoch 4 was reached by one run only: means 0.55, 0.65, 0.70
+    assert chosen_epoch(Summary({}, {}, [trial(0, [0.7, 0.7, 0.6])])) == 1  # the earliest of equal means
+
+
+def test_test_accuracy_is_sealed_except_for_the_selected_point(tmp_path: Path, data_dir: Path, capsys) -> None:
+    url = f"sqlite:///{tmp_path}/s.db"
+    spec = tiny_spec(data_dir, seeds=1, scientific={"embed_dim,num_heads": [[16, 2], [32, 4]]}, confirm_seeds=3)
+    result = run_study(spec, storage_url=url, out_dir=tmp_path, log=lambda m: None)
+    rows = result.rows()
+    assert rows[0]["test_acc_mean"] is not None and rows[1]["test_acc_mean"] is None
+    best_confirmed = result.confirmation(result.points()[0])
+    assert best_confirmed is not None and rows[0]["test_acc_mean"] == pytest.approx(best_confirmed.test_mean)
+    table = format_results(result)
+    assert "test acc (selected only)" in table and table.splitlines()[3].split()[-3] == "sealed"
+    assert main(["study", "results", "tiny", "--storage", url, "--show-test"]) == 0
+    out = capsys.readouterr().out
+    assert "test acc (unsealed)" in out and "sealed " not in out
+    data = json.loads(format_results(result, "json"))
+    assert data["test"] == "selected point only" and data["rows"][1]["test_acc_mean"] is None
+
+
+def test_a_study_keeps_its_thread_count_whatever_the_workers(tmp_path: Path, data_dir: Path) -> None:
+    fixed = {k: v for k, v in {**TINY, "data_dir": str(data_dir)}.items() if k != "threads"}
+    spec = tiny_spec(data_dir, seeds=1, fixed=fixed)
+    url = f"sqlite:///{tmp_path}/s.db"
+    storage = open_storage(url, create=True)
+    study, _ = prepare_study(spec, storage, tmp_path, threads=None, default_threads=1)
+    assert study.user_attrs["threads"] == 1
+    with pytest.raises(NewslabError, match="runs its trials with 1 thread"):
+        prepare_study(spec, storage, tmp_path, threads=2)
+    result = run_study(spec, workers=1, storage_url=url, out_dir=tmp_path, log=lambda m: None)  # 1, not cores
+    assert {RunFolder(t.run_dir).config()["threads"] for t in result.trials} == {1}
+
+
+def test_a_failed_selection_trial_does_not_hold_back_the_confirmations(
+    tmp_path: Path, data_dir: Path, monkeypatch
+) -> None:
+    """The selection is final for this run once nothing is queued: the chosen points are confirmed at once;
+    a later `study run` retries the failed trial, and if that changes a choice, confirms the new one."""
+    import importlib
+
+    train_mod = importlib.import_module("newslab.train")
+    real_train = train_mod.train
+
+    def flaky(config, **kwargs):
+        if config["embed_dim"] == 16 and config["lr"] == 3e-3 and config["stop_epoch"] is None:
+            raise MemoryError("simulated out of memory")
+        return real_train(config, **kwargs)
+
+    monkeypatch.setattr(train_mod, "train", flaky)
+    url = f"sqlite:///{tmp_path}/s.db"
+    spec = tiny_spec(
+        data_dir,
+        seeds=1,
+        scientific={"embed_dim,num_heads": [[16, 2], [32, 4]]},
+        nuisance={"lr": [1e-3, 3e-3]},
+        confirm_seeds=3,
+    )
+    first = run_study(spec, storage_url=url, out_dir=tmp_path, log=lambda m: None)
+    assert first.counts() == {"complete": 3 + 2 * 3, "running": 0, "failed": 1, "waiting": 0}
+    assert all(c.n == 3 for c in first.confirmed()) and len(first.confirmed()) == 2
+    monkeypatch.setattr(train_mod, "train", real_train)
+    second = run_study(spec, storage_url=url, out_dir=tmp_path, log=lambda m: None)
+    assert second.counts()["failed"] == 1 and second.counts()["waiting"] == second.counts()["running"] == 0
+    for point in second.points():  # the confirmations read are those of the current choice, one per seed
+        confirmation = second.confirmation(point)
+        assert confirmation is not None and confirmation.nuisance == point.nuisance
+        assert sorted(t.seed for t in confirmation.trials) == [1000, 1001, 1002]
+        assert {t.stop_epoch for t in confirmation.trials} == {chosen_epoch(point)}
+    with pytest.raises(NewslabError, match="runs its trials with 1 thread"):
+        run_worker("tiny", open_storage(url), tmp_path, threads=2, log=lambda m: None)

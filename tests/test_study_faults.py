@@ -547,10 +547,10 @@ def test_a_trial_whose_set_up_fails_is_failed_not_left_running(
     prepare_study(spec, storage, tmp_path)
     real_config = StudySpec.config
 
-    def broken(self, point, nuisance, seed, **placement):
+    def broken(self, point, nuisance, seed, stop_epoch=None, **placement):
         if placement:  # the worker's call (validation passes none)
             raise KeyboardInterrupt if fault == "interrupt" else RuntimeError("simulated set-up failure")
-        return real_config(self, point, nuisance, seed, **placement)
+        return real_config(self, point, nuisance, seed, stop_epoch, **placement)
 
     monkeypatch.setattr(StudySpec, "config", broken)
     lines: list[str] = []

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import importlib
 import json
 import math
@@ -11,9 +12,10 @@ import torch
 import torch.nn.functional as F
 
 from conftest import load
-from newslab.config import RunConfig
+from newslab.cli import build_parser, config_from_args, main
+from newslab.config import ConfigError, RunConfig, settable_in_studies
 from newslab.model import TextClassifier
-from newslab.runs import METRIC_COLUMNS, evaluate_run, load_run, predict
+from newslab.runs import METRIC_COLUMNS, RunFolder, evaluate_run, load_run, predict
 from newslab.step import grad_norm
 from newslab.train import train
 
@@ -166,6 +168,7 @@ def test_interrupt_leaves_a_consistent_folder(tiny_config: RunConfig) -> None:
 def test_epoch_line_keeps_the_old_scripts_format() -> None:
     row = {
         "train_loss": 0.41234,
+        "train_loss_unsmoothed": 0.30121,
         "val_loss": 0.23449,
         "val_accuracy": 0.91234,
         "lr": 1e-3,
@@ -173,7 +176,8 @@ def test_epoch_line_keeps_the_old_scripts_format() -> None:
         "samples_per_s": 2400.4,
     }
     line = train_mod.epoch_line(2, 5, row)
-    assert "Val loss: 0.2345, Acc: 91.23%" in line
+    assert line.endswith("Val loss: 0.2345, Acc: 91.23%") and line.count(",") == 1
+    assert "train loss 0.4123 (smoothed; plain 0.3012)" in line
     assert line.split(",")[1].strip() == "Acc: 91.23%"
     assert float(line.split(",")[1].split(":")[1].strip().rstrip("%")) == 91.23
 
@@ -209,3 +213,101 @@ def test_the_logged_lr_is_the_epochs_mean(tiny_config: RunConfig) -> None:
     expected = [1e-2 * sum(factor(s) for s in range(e * steps, (e + 1) * steps)) / steps for e in range(4)]
     assert [row["lr"] for row in history] == pytest.approx(expected)
     assert history[0]["lr"] < history[1]["lr"] > history[2]["lr"] > history[3]["lr"]
+
+
+def test_the_unsmoothed_training_loss_is_logged_beside_the_smoothed_one(tiny_config: RunConfig) -> None:
+    lines: list[str] = []
+    result = train(tiny_config, log=lines.append, progress=False)
+    rows = RunFolder(result.run_dir).metrics()
+    assert [r["train_loss_unsmoothed"] for r in rows] == [r["train_loss_unsmoothed"] for r in result.history]
+    # label smoothing 0.1 moves the objective away from the plain cross-entropy; without it they agree
+    assert all(r["train_loss_unsmoothed"] != r["train_loss"] for r in rows)
+    epoch_lines = [line for line in lines if "Val loss" in line]
+    assert f"(smoothed; plain {rows[-1]['train_loss_unsmoothed']:.4f})" in epoch_lines[-1]
+    unsmoothed = quiet(tiny_config.replace(label_smoothing=0.0, epochs=1)).history[0]
+    assert unsmoothed["train_loss_unsmoothed"] == pytest.approx(unsmoothed["train_loss"], rel=1e-6)
+
+
+# ------------------------------------------------------------ early stopping and a fixed epoch
+VAL_SCRIPT = [0.5, 0.4, 0.6, 0.55, 0.6, 0.9, 0.9, 0.9]  # ties are no improvement
+
+
+@pytest.mark.parametrize("patience, epochs_run, best", [(1, 2, 1), (2, 5, 3), (3, 8, 6), (None, 8, 6)])
+def test_patience_stops_when_validation_stalls(
+    tiny_config: RunConfig, monkeypatch: pytest.MonkeyPatch, patience: int | None, epochs_run: int, best: int
+) -> None:
+    """Validation accuracies are scripted, so the stopping rule is tested exactly: an improvement resets it."""
+    config = tiny_config.replace(epochs=8, patience=patience, warmup=0.25)
+    ds = load(config)
+    real, script = train_mod.evaluate, iter(VAL_SCRIPT)
+
+    def scripted(model, split, *args):
+        result = real(model, split, *args)
+        return dataclasses.replace(result, accuracy=next(script, result.accuracy)) if split is ds.val else result
+
+    monkeypatch.setattr(train_mod, "evaluate", scripted)
+    lines: list[str] = []
+    result = train(config, dataset=ds, log=lines.append, progress=False)
+    assert result.status == "completed" and len(result.history) == epochs_run
+    assert [r["val_accuracy"] for r in result.history] == VAL_SCRIPT[:epochs_run]
+    final = RunFolder(result.run_dir).final()
+    assert final["best_epoch"] == best == load_run(result.run_dir).checkpoint["epoch"]
+    assert final["best_val_accuracy"] == VAL_SCRIPT[best - 1] and final["epochs_completed"] == epochs_run
+    assert any(line.startswith(f"Early stop after epoch {epochs_run}:") for line in lines) == (epochs_run < 8)
+    steps = math.ceil(len(ds.train) / config.optim.batch_size)  # the schedule spans all 8 epochs regardless
+    factor = train_mod.lr_lambda(8 * steps, 0.25)
+    expected = [config.optim.lr * sum(factor(s) for s in range(e * steps, (e + 1) * steps)) / steps for e in range(8)]
+    assert [r["lr"] for r in result.history] == pytest.approx(expected[:epochs_run])
+
+
+@pytest.mark.parametrize("stop_epoch", [1, 3])
+def test_stop_epoch_reproduces_the_full_run_up_to_that_epoch(tiny_config: RunConfig, stop_epoch: int) -> None:
+    config = tiny_config.replace(epochs=4, warmup=0.25)
+    full = quiet(config)
+    stopped = quiet(config.replace(stop_epoch=stop_epoch))
+    strip = lambda h: [{k: v for k, v in row.items() if "per_s" not in k and "time" not in k} for row in h]
+    assert strip(stopped.history) == strip(full.history)[:stop_epoch]  # the lr schedule is the full run's
+    chosen = full.history[stop_epoch - 1]
+    final = RunFolder(stopped.run_dir).final()
+    assert final["best_epoch"] == stopped.best_epoch == stop_epoch == load_run(stopped.run_dir).checkpoint["epoch"]
+    assert final["best_val_accuracy"] == chosen["val_accuracy"] and final["status"] == "completed"
+    predictions = RunFolder(stopped.run_dir).predictions()  # made by the kept weights: epoch stop_epoch's
+    right = sum(p == y for p, y in zip(predictions["val"], predictions["val_labels"]))
+    assert right / len(predictions["val"]) == chosen["val_accuracy"]
+    if stop_epoch == 1:  # the full run's best epoch is a later one: kept here all the same
+        assert full.best_epoch != 1 and full.best_val_accuracy > chosen["val_accuracy"]
+
+
+@pytest.mark.parametrize(
+    "changes, flags",
+    [
+        ({"patience": 0}, ["--patience"]),
+        ({"patience": -2}, ["--patience"]),
+        ({"stop_epoch": 0}, ["--stop-epoch", "--epochs"]),
+        ({"stop_epoch": 6, "epochs": 5}, ["--stop-epoch", "--epochs"]),
+        ({"patience": 2, "stop_epoch": 3}, ["--patience", "--stop-epoch"]),
+    ],
+)
+def test_invalid_stopping_settings_name_their_flags(changes: dict, flags: list[str]) -> None:
+    with pytest.raises(ConfigError) as err:
+        RunConfig.create(changes)
+    assert all(flag in str(err.value) for flag in flags), str(err.value)
+
+
+def test_stopping_settings_are_flags_study_settings_and_round_trip(capsys: pytest.CaptureFixture) -> None:
+    assert {"patience", "stop_epoch"} <= set(settable_in_studies())
+    args = build_parser().parse_args(["train", "--epochs", "10", "--stop-epoch", "7"])
+    stopped = config_from_args(args)
+    assert (stopped.optim.epochs, stopped.optim.stop_epoch, stopped.optim.last_epoch) == (10, 7, 7)
+    patient = config_from_args(build_parser().parse_args(["train", "--patience", "3"]))
+    assert (patient.optim.patience, patient.optim.last_epoch) == (3, 5)
+    for config in (stopped, patient):
+        assert RunConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
+    assert stopped.identity() != RunConfig.create(epochs=10).identity()  # a different run, not a finished one
+    legacy = RunConfig().to_dict()  # config.json of a run from before the two settings
+    for name in ("patience", "stop_epoch"):
+        del legacy["optim"][name]
+    assert RunConfig.from_dict(legacy) == RunConfig() and RunConfig().optim.patience is None
+    assert main(["train", "--patience", "2", "--stop-epoch", "2"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--patience" in err and "--stop-epoch" in err

@@ -196,7 +196,7 @@ def cmd_study_status(args: argparse.Namespace) -> int:
 def cmd_study_results(args: argparse.Namespace) -> int:
     from .study import format_results, study_results
 
-    print(format_results(study_results(args.name, _storage(args)), args.format))
+    print(format_results(study_results(args.name, _storage(args)), args.format, args.show_test))
     return 0
 
 
@@ -262,10 +262,17 @@ def add_study_commands(sub) -> None:
     common(p)
     p.set_defaults(func=cmd_study_status)
 
-    p = study.add_parser("results", help="one row per point: mean ± std over seeds, sorted by validation accuracy")
+    p = study.add_parser(
+        "results", help="one row per point: selection and confirmation accuracy over seeds, best first"
+    )
     p.add_argument("name", metavar="NAME")
     common(p)
     p.add_argument("--format", choices=("table", "csv", "markdown", "json"), default="table")
+    p.add_argument(
+        "--show-test",
+        action="store_true",
+        help="unseal the test accuracy of every point (labelled so; by default only the selected point's is shown)",
+    )
     p.set_defaults(func=cmd_study_results)
 
 
@@ -283,8 +290,10 @@ def add_report_commands(sub) -> None:
             lang=args.lang,
             data_dir=args.data_dir,
         )
-        untested = [c.text for c in files.claims if c.topic == "caveat" and c.verdict == "untested"]
-        for text in untested:  # the report says it too; a script reading stderr learns it here
+        notes = [
+            c.text for c in files.claims if (c.topic == "caveat" and c.verdict == "untested") or c.topic == "warning"
+        ]
+        for text in notes:  # the report says it too; a script reading stderr learns it here
             print(f"newslab: note: {text}", file=sys.stderr)
         return 0
 
@@ -339,7 +348,7 @@ def add_report_commands(sub) -> None:
         "10 epochs (default: quick)",
     )
     common(p)
-    p.add_argument("--workers", type=positive_int, default=1, help="parallel study workers (default: 1)")
+    p.add_argument("--workers", type=positive_int, help="parallel study workers (default: 2 for quick, else 1)")
     p.add_argument(
         "--threads", type=positive_int, help="torch threads per worker (default: 1 for quick, else cores / workers)"
     )

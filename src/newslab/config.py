@@ -179,6 +179,18 @@ class OptimConfig:
     label_smoothing: float = _f(0.1, "label smoothing of the cross-entropy loss")
     clip_grad: bool = _f(False, "clip the global gradient norm at --max-grad-norm (ablation clip_grad)")
     max_grad_norm: float = _f(1.0, "max global gradient norm when --clip-grad is on")
+    patience: int | None = _f(
+        None,
+        "stop when validation accuracy has not improved for this many consecutive epochs (the best-validation "
+        "checkpoint is kept; --epochs stays the maximum and the length of the lr schedule)",
+        shown="off",
+    )
+    stop_epoch: int | None = _f(
+        None,
+        "train up to this epoch of the --epochs schedule and keep that epoch's model instead of the "
+        "best-validation one (confirmation runs use the epoch chosen on selection runs)",
+        shown="off",
+    )
     seed: int = _f(0, "seed for initialisation, dropout and batch order")
     precision: str = _f(
         "auto",
@@ -189,14 +201,29 @@ class OptimConfig:
 
     def __post_init__(self) -> None:
         _choices(self)
-        _positive(self, "epochs", "batch_size")
+        _positive(self, "epochs", "batch_size", "patience")
         _fraction(self, "warmup", "label_smoothing")
+        stop = self.stop_epoch
+        if stop is not None and (not isinstance(stop, int) or isinstance(stop, bool) or not 1 <= stop <= self.epochs):
+            raise ConfigError(
+                f"--stop-epoch must be an epoch of the --epochs schedule (1..{self.epochs}), got {stop!r}"
+            )
+        if self.patience is not None and stop is not None:
+            raise ConfigError(
+                "--patience and --stop-epoch cannot both be set: --stop-epoch keeps a fixed epoch's model, "
+                "--patience the best-validation one"
+            )
         if not 0 < self.lr < math.inf:
             raise ConfigError(f"--lr must be > 0 and finite, got {self.lr!r}")
         if not self.max_grad_norm > 0:  # inf is allowed: clipping that never clips
             raise ConfigError(f"--max-grad-norm must be > 0, got {self.max_grad_norm!r}")
         if not 0 <= self.weight_decay < math.inf:
             raise ConfigError(f"--weight-decay must be >= 0 and finite, got {self.weight_decay!r}")
+
+    @property
+    def last_epoch(self) -> int:
+        """The epoch training ends after unless --patience stops it sooner: --stop-epoch, else --epochs."""
+        return self.stop_epoch or self.epochs
 
 
 @dataclass(frozen=True)

@@ -37,11 +37,13 @@ class ManualPreset:
     seeds: int | None = None  # None: the presets' own (3)
     epochs: int | None = None  # None: the presets' own
     threads: int | None = None  # torch threads per worker; None: cores / workers
+    workers: int = 1  # study workers unless --workers says otherwise
 
 
 MANUAL_PRESETS = {
-    # tiny models, where a second thread costs more in synchronisation than it computes
-    "quick": ManualPreset("quick-grid", "quick-ablations", threads=1),
+    # tiny models, where a second thread costs more in synchronisation than it computes: one
+    # single-threaded worker per core of a 2-core laptop
+    "quick": ManualPreset("quick-grid", "quick-ablations", threads=1, workers=2),
     "seed": ManualPreset("seed-grid", "seed-ablations"),  # the original manual's settings
     "full": ManualPreset("seed-grid", "seed-ablations", name="full", seeds=5, epochs=10),
 }
@@ -86,7 +88,7 @@ def manual_plan(
     storage_url: str | None = None,
     data_dir: str | Path | None = None,
     lang: str = "en",
-    workers: int = 1,
+    workers: int | None = None,
     threads: int | None = None,
 ) -> ManualPlan:
     """What `newslab manual --preset PRESET` runs, without running anything."""
@@ -119,7 +121,7 @@ def manual_plan(
         storage_url or default_storage(out),
         lang,
         str(data_dir) if data_dir else None,
-        workers,
+        workers or p.workers,
         threads or p.threads,
     )
 
@@ -157,7 +159,7 @@ def run_ablations(plan: ManualPlan, log: Log = print) -> StudyResult:
 
 
 def analyse_attention(plan: ManualPlan, grid: StudyResult) -> AttentionAnalysis:
-    """Attention of the selected model (the grid's best configuration, its best seed)."""
+    """Attention of the selected model (the grid's best configuration, its confirmation run of the lowest seed)."""
     best = best_run([grid], plan.data_dir)
     if best.dataset is None:
         raise NewslabError(f"attention analysis needs the validation texts: {best.data_error}")

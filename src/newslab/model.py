@@ -142,16 +142,15 @@ class TextClassifier(nn.Module):
             freeze_embedding=config.freeze_embedding,
         )
 
-    @staticmethod
-    def _init_weights(module: nn.Module) -> None:
+    def _init_weights(self, module: nn.Module) -> None:
         if isinstance(module, nn.Linear):
             nn.init.normal_(module.weight, std=0.02)
             nn.init.zeros_(module.bias)
-        elif isinstance(module, nn.Embedding):
-            nn.init.normal_(module.weight, std=1.0 / math.sqrt(module.embedding_dim))
-            if module.padding_idx is not None:
-                with torch.no_grad():
-                    module.weight[module.padding_idx].zero_()
+        elif module is self.tok_emb:  # std 1/sqrt(C), times embed_scale in forward: entries of std 1
+            nn.init.normal_(self.tok_emb.weight, std=1.0 / self.embed_scale)
+            with torch.no_grad():
+                self.tok_emb.weight[self.tok_emb.padding_idx].zero_()
+        # positional encodings own their initial scale (positions.py), matched to the scaled tokens
 
     def forward(self, ids: torch.Tensor, pad_mask: torch.Tensor, need_weights: bool = False):
         """ids, pad_mask: (B, T). Returns logits (B, classes) and, if asked, one (B, nh, T, T)

@@ -51,11 +51,13 @@ class SinusoidalPositions(PositionalEncoding):
 
 
 class LearnedPositions(PositionalEncoding):
-    """One trained vector per position (BERT-style)."""
+    """One trained vector per position (BERT-style), starting at the scale of what it is added to."""
 
     def __init__(self, embed_dim: int, max_len: int):
         super().__init__()
         self.embedding = nn.Embedding(max_len, embed_dim)
+        # std 1: the scale of the scaled token embedding (std 1) and of the sinusoid table (RMS 0.71), not 1/sqrt(C)
+        nn.init.normal_(self.embedding.weight, std=1.0)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.embedding.weight[: x.size(1)]  # (B, T, C)

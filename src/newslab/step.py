@@ -8,6 +8,7 @@ Measured effects on a 2-core AVX512-BF16 CPU are in benchmarks/README.md.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -48,6 +49,7 @@ def wants_compile(config: RunConfig, device: torch.device, train_rows: int) -> b
         return False
     if mode == "on":
         return True
+    # --epochs, not --stop-epoch: a run stopped at an epoch compiles as the full run does, so it reproduces it
     return device.type == "cuda" and config.optim.epochs * train_rows >= COMPILE_MIN_SAMPLES
 
 
@@ -57,11 +59,19 @@ def grad_norm(params: Sequence[torch.Tensor]) -> torch.Tensor:
     return torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
 
 
+class StepResult(NamedTuple):
+    """What one training step reports, as detached 0-dim tensors on the device."""
+
+    loss: torch.Tensor  # the objective: cross-entropy with --label-smoothing
+    loss_unsmoothed: torch.Tensor  # plain cross-entropy of the same logits: comparable with the validation loss
+    grad_norm: torch.Tensor  # global gradient norm before clipping
+
+
 class TrainStep:
     """forward (eager or compiled) + loss + backward + unclipped grad norm + clipping + optimizer step.
 
-    Returns (loss, grad norm) as 0-dim tensors and never reads them back, so on a GPU the host
-    queues steps ahead; the loop checks them for NaN/inf every few steps. If compilation fails
+    Returns a StepResult of 0-dim tensors and never reads them back, so on a GPU the host
+    queues steps ahead; the loop checks the loss for NaN/inf every few steps. If compilation fails
     (no C++ compiler, an unsupported platform), the step says so once and runs eagerly.
     """
 
@@ -86,7 +96,7 @@ class TrainStep:
             self.forward = torch.compile(model, dynamic=True)  # one graph for every (B, T)
         self._untried = compile
 
-    def __call__(self, ids: torch.Tensor, pad_mask: torch.Tensor, labels: torch.Tensor):
+    def __call__(self, ids: torch.Tensor, pad_mask: torch.Tensor, labels: torch.Tensor) -> StepResult:
         if self._untried:
             self._untried = False
             try:
@@ -96,10 +106,13 @@ class TrainStep:
                 self.forward, self.compiled = self.model, False
         return self._step(ids, pad_mask, labels)
 
-    def _step(self, ids: torch.Tensor, pad_mask: torch.Tensor, labels: torch.Tensor):
+    def _step(self, ids: torch.Tensor, pad_mask: torch.Tensor, labels: torch.Tensor) -> StepResult:
         with autocast(ids.device, self.amp):
             logits = self.forward(ids, pad_mask)  # (B, classes)
-        loss = F.cross_entropy(logits.float(), labels, label_smoothing=self.config.label_smoothing)
+        logits = logits.float()
+        loss = F.cross_entropy(logits, labels, label_smoothing=self.config.label_smoothing)
+        # on detached logits: a (B, classes) softmax more, no graph and no second backward
+        loss_unsmoothed = F.cross_entropy(logits.detach(), labels)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if self.config.clip_grad:  # returns the norm before clipping, logged either way
@@ -107,4 +120,4 @@ class TrainStep:
         else:
             norm = grad_norm(self.trainable)
         self.optimizer.step()
-        return loss.detach(), norm.detach()
+        return StepResult(loss.detach(), loss_unsmoothed, norm.detach())

@@ -1,9 +1,10 @@
 """train(config) -> RunResult: the training loop, read top to bottom.
 
 Data, model, optimizer and schedule are set up; each epoch trains, evaluates on the validation
-split and keeps the best checkpoint; the best checkpoint is then evaluated once on the test
-split. Every file of the run folder is written through runs.RunRecorder, which also writes the
-final status however the loop ends (a diverged loss, an exception, Ctrl-C, SIGTERM).
+split and keeps the best checkpoint (or, with --stop-epoch, that epoch's); --patience ends the loop
+when validation accuracy stalls. The kept checkpoint is then evaluated once on the test split.
+Every file of the run folder is written through runs.RunRecorder, which also writes the final
+status however the loop ends (a diverged loss, an exception, Ctrl-C, SIGTERM).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import sys
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 
@@ -22,7 +24,7 @@ from .data import Batch, Dataset, cache_dir, iterate_batches, load_dataset
 from .errors import NewslabError
 from .model import TextClassifier
 from .runs import RunRecorder, RunResult, evaluate, select_device
-from .step import TrainStep, amp_dtype, wants_compile
+from .step import StepResult, TrainStep, amp_dtype, wants_compile
 
 CHECK_EVERY = 32  # steps between NaN/inf checks of the loss (each check is one host sync)
 PROGRESS_EVERY_S = 30.0  # off a terminal: seconds between progress lines
@@ -55,9 +57,11 @@ def lr_lambda(total_steps: int, warmup: float) -> Callable[[int], float]:
 
 
 def epoch_line(epoch: int, epochs: int, row: dict) -> str:
-    # "Val loss: X, Acc: Y%" comes last: old scripts split the line on "," and read part 2 as "Acc: Y%".
+    # "Val loss: X, Acc: Y%" comes last and holds the line's only comma: old scripts split the line on ","
+    # and read part 2 as "Acc: Y%".
     return (
-        f"Epoch {epoch}/{epochs} | train loss {row['train_loss']:.4f} | lr {row['lr']:.2e} | "
+        f"Epoch {epoch}/{epochs} | train loss {row['train_loss']:.4f} "
+        f"(smoothed; plain {row['train_loss_unsmoothed']:.4f}) | lr {row['lr']:.2e} | "
         f"grad norm {row['grad_norm']:.3f} | {row['samples_per_s']:.0f} samples/s | "
         f"Val loss: {row['val_loss']:.4f}, Acc: {100 * row['val_accuracy']:.2f}%"
     )
@@ -86,38 +90,51 @@ class ProgressLines:
         )
 
 
+class EpochStats(NamedTuple):
+    """One training pass: its means and counts."""
+
+    loss: float  # mean training objective (label-smoothed)
+    loss_unsmoothed: float  # mean plain cross-entropy, comparable with the validation loss
+    grad_norm: float  # mean unclipped gradient norm
+    lr: float  # mean lr over the epoch's steps
+    samples: int
+    tokens: int  # real (non-padding) tokens
+    seconds: float
+
+
 def train_epoch(
-    step: TrainStep,
+    step: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], StepResult],
     scheduler,
     batches: Iterable[Batch],
     device: torch.device,
     epoch: int,
     on_step: Callable[[int, int, torch.Tensor], None] | None = None,
-) -> tuple[float, float, float, int, int, float]:
-    """One pass; returns (mean loss, mean unclipped grad norm, mean lr, samples, real tokens, seconds).
+) -> EpochStats:
+    """One pass of `step` (a TrainStep) over the batches; returns the epoch's means and counts.
 
     Losses and norms stay on the device; every CHECK_EVERY steps one host sync checks that
     the loss is finite (TrainingDiverged names the first bad step). `on_step(epoch, step, loss)`
     follows every step (ProgressLines reads the loss, a sync, only when it prints).
     """
-    t0, losses, norms, samples, tokens, checked = time.perf_counter(), [], [], 0, 0, 0
+    t0, losses, plain, norms, samples, tokens, checked = time.perf_counter(), [], [], [], 0, 0, 0
     lr_sum = 0.0  # the lr each step used: its mean is the epoch's (the first step's would hide a decay)
     for batch in batches:
         tokens += int(batch.pad_mask.numel() - batch.pad_mask.sum())  # on the host, before the copy
         samples += len(batch.labels)
         batch = batch.to(device)
-        loss, norm = step(batch.ids, batch.pad_mask, batch.labels)
+        loss, loss_unsmoothed, norm = step(batch.ids, batch.pad_mask, batch.labels)
         lr_sum += scheduler.get_last_lr()[0]
         scheduler.step()
         losses.append(loss)
+        plain.append(loss_unsmoothed)
         norms.append(norm)
         if on_step:
             on_step(epoch, len(losses), loss)
         if len(losses) - checked >= CHECK_EVERY:
             checked = _check_finite(losses, checked, epoch)
     _check_finite(losses, checked, epoch)
-    loss_mean, norm_mean = (torch.stack(v).cpu().double().mean().item() for v in (losses, norms))
-    return loss_mean, norm_mean, lr_sum / len(losses), samples, tokens, time.perf_counter() - t0
+    loss_mean, plain_mean, norm_mean = (torch.stack(v).cpu().double().mean().item() for v in (losses, plain, norms))
+    return EpochStats(loss_mean, plain_mean, norm_mean, lr_sum / len(losses), samples, tokens, time.perf_counter() - t0)
 
 
 def _check_finite(losses: list[torch.Tensor], start: int, epoch: int) -> int:
@@ -143,9 +160,11 @@ def train(
 ) -> RunResult:
     """Train one model; write its run folder; return the summary.
 
-    A non-finite loss ends the run with status "failed" (the best checkpoint so far is kept and
-    evaluated); Ctrl-C and SIGTERM end it "interrupted" and re-raise; any other exception ends it
-    "failed" and is re-raised. `on_epoch(epoch, metrics_row)` is called after every epoch.
+    The checkpoint kept is the best validation epoch's, or with --stop-epoch that epoch's; --patience
+    ends training early, --epochs being the maximum and the lr schedule's length either way.
+    A non-finite loss ends the run with status "failed" (the checkpoint kept so far is evaluated);
+    Ctrl-C and SIGTERM end it "interrupted" and re-raise; any other exception ends it "failed" and is
+    re-raised. `on_epoch(epoch, metrics_row)` is called after every epoch.
     """
     quiet = log is None
     log = log or (lambda _msg: None)
@@ -184,10 +203,11 @@ def train(
             model, split, dataset.num_classes, device, execution.eval_batch_size, model_cfg.max_len, optim.precision
         )
 
-        lines = None if progress or quiet else ProgressLines(optim.epochs, steps_per_epoch, optim.batch_size, log)
-        best_state, diverged = None, None
+        last = optim.last_epoch  # the schedule above still spans --epochs: --stop-epoch only ends it sooner
+        lines = None if progress or quiet else ProgressLines(last, steps_per_epoch, optim.batch_size, log)
+        best_state, diverged, stale = None, None, 0  # stale: epochs since validation accuracy last improved
         try:
-            for epoch in range(1, optim.epochs + 1):
+            for epoch in range(1, last + 1):
                 model.train()
                 batches: Iterable[Batch] = iterate_batches(
                     dataset.train, optim.batch_size, model_cfg.max_len, generator
@@ -195,28 +215,39 @@ def train(
                 if progress:  # on a terminal, a live bar; off it, ProgressLines
                     from tqdm import tqdm
 
-                    batches = tqdm(batches, total=steps_per_epoch, desc=f"Epoch {epoch}/{optim.epochs}", leave=False)
-                loss, norm, lr, samples, tokens, seconds = train_epoch(step, scheduler, batches, device, epoch, lines)
+                    batches = tqdm(batches, total=steps_per_epoch, desc=f"Epoch {epoch}/{last}", leave=False)
+                stats = train_epoch(step, scheduler, batches, device, epoch, lines)
                 val = evaluate_split(dataset.val)
                 row = {
                     "epoch": epoch,
-                    "train_loss": loss,
+                    "train_loss": stats.loss,
+                    "train_loss_unsmoothed": stats.loss_unsmoothed,
                     "val_loss": val.loss,
                     "val_accuracy": val.accuracy,
                     "val_macro_f1": val.macro_f1,
-                    "lr": lr,
-                    "grad_norm": norm,
-                    "samples_per_s": samples / seconds,
-                    "tokens_per_s": tokens / seconds,
-                    "epoch_time_s": seconds,
+                    "lr": stats.lr,
+                    "grad_norm": stats.grad_norm,
+                    "samples_per_s": stats.samples / stats.seconds,
+                    "tokens_per_s": stats.tokens / stats.seconds,
+                    "epoch_time_s": stats.seconds,
                 }
-                run.log_epoch(row, samples, tokens)
-                if run.is_best(val.accuracy):
+                run.log_epoch(row, stats.samples, stats.tokens)
+                improved = run.is_best(val.accuracy)
+                stale = 0 if improved else stale + 1
+                # --stop-epoch keeps that epoch's model whatever its accuracy; otherwise the best so far
+                keep = epoch == optim.stop_epoch if optim.stop_epoch is not None else improved
+                if keep:
                     run.save_checkpoint(model, dataset, epoch, val)
                     best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-                log(epoch_line(epoch, optim.epochs, row))
+                log(epoch_line(epoch, last, row))
                 if on_epoch:
                     on_epoch(epoch, row)
+                if optim.patience is not None and stale >= optim.patience and epoch < last:
+                    log(
+                        f"Early stop after epoch {epoch}: validation accuracy has not improved for "
+                        f"{stale} epochs (--patience {optim.patience}; best epoch {run.result.best_epoch})"
+                    )
+                    break
         except TrainingDiverged as exc:
             diverged = str(exc)
             log(f"newslab: run failed: {exc}; best checkpoint so far kept in {run.folder.path}")
@@ -227,8 +258,9 @@ def train(
         result = run.finish("failed" if diverged else "completed", diverged)
 
     if result.status == "completed" and result.test_accuracy is not None:
+        kept = "Stop" if optim.stop_epoch is not None else "Best"
         log(
-            f"Best epoch {result.best_epoch}: val acc {100 * (result.best_val_accuracy or 0):.2f}% | "
+            f"{kept} epoch {result.best_epoch}: val acc {100 * (result.best_val_accuracy or 0):.2f}% | "
             f"test acc {100 * result.test_accuracy:.2f}%, macro-F1 {result.test_macro_f1:.4f} | {result.run_dir}"
         )
     return result

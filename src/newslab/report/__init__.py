@@ -1,7 +1,9 @@
 """The report: tables, figures, attention analysis and conclusions written from stored results.
 
 `build_report(["quick-grid", "quick-ablations"])` writes OUT_DIR/report/{report.md, report.html,
-figures/}. Modules: stats (intervals and tests), effects (what differs, and whether it is noise),
+figures/}, and follow-up specs (next-grid.yaml, next-ablations.yaml) when a study's design limits its
+conclusions. Modules: stats (intervals and the paired test), effects (what differs, and whether the
+difference is significant, inconclusive or untested), followup (warnings and the next spec),
 conclusions (the sentences), tables, plots, attention, bestmodel, sections (each section, and
 SECTIONS: the report's sections in order), render, build.
 """
@@ -17,6 +19,7 @@ from .sections import (
     context,
     environment,
     impact_section,
+    method_section,
     results_section,
     setup_section,
 )
@@ -32,6 +35,7 @@ __all__ = [
     "context",
     "environment",
     "impact_section",
+    "method_section",
     "results_section",
     "section_html",
     "setup_section",

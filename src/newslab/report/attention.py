@@ -19,6 +19,7 @@ from ..data import Dataset, EncodedSplit, Split, cache_dir, collate, load_datase
 from ..errors import NewslabError
 from ..model import TextClassifier
 from ..runs import load_run
+from ..tokenization import UNK_ID
 
 SAMPLE_TOKENS = (12, 28)  # a sample of this many tokens gives a readable token x token heatmap
 
@@ -31,6 +32,11 @@ class SampleAttention:
     label: int
     predicted: int
     weights: list[torch.Tensor]  # per layer: (heads, L, L) over the L real tokens
+
+    @property
+    def unknown_share(self) -> float:
+        """The share of [UNK] tokens: words the vocabulary lacks, which attention cannot tell apart."""
+        return self.tokens.count("[UNK]") / max(1, len(self.tokens))
 
 
 @dataclass
@@ -49,13 +55,32 @@ class AttentionAnalysis:
     heads: HeadSummary
 
 
-def pick_sample(split: EncodedSplit, max_len: int, tokens: tuple[int, int] = SAMPLE_TOKENS) -> int:
-    """The first validation row with a readable length; else the row closest to that range."""
+def pick_sample(
+    split: EncodedSplit, max_len: int, model: TextClassifier | None = None, tokens: tuple[int, int] = SAMPLE_TOKENS
+) -> int:
+    """A validation row worth reading: of a readable length, classified correctly by `model` (when
+    given and any is) and with the fewest [UNK] tokens — the first such row; without a row of a
+    readable length, the row closest to that range."""
     lengths = split.lengths(max_len)
-    inside = ((lengths >= tokens[0]) & (lengths <= tokens[1])).nonzero()
-    if len(inside):
-        return int(inside[0])
-    return int((lengths - sum(tokens) / 2).abs().argmin())
+    readable = ((lengths >= tokens[0]) & (lengths <= tokens[1])).nonzero().flatten()[:512]
+    if not len(readable):
+        return int((lengths - sum(tokens) / 2).abs().argmin())
+    if model is not None:
+        right = predictions(model, split, readable, max_len) == split.labels[readable]
+        readable = readable[right] if right.any() else readable
+    unknown = torch.tensor([float((split.row(int(i), max_len) == UNK_ID).float().mean()) for i in readable])
+    return int(readable[int(unknown.argmin())])  # argmin returns the first of equal minima
+
+
+@torch.inference_mode()
+def predictions(model: TextClassifier, split: EncodedSplit, rows: torch.Tensor, max_len: int) -> torch.Tensor:
+    model.eval()
+    return torch.cat([model(*_inputs(split, chunk, max_len)).argmax(-1) for chunk in rows.split(256)])
+
+
+def _inputs(split: EncodedSplit, rows: torch.Tensor, max_len: int) -> tuple[torch.Tensor, torch.Tensor]:
+    batch = collate(split, rows, max_len)
+    return batch.ids, batch.pad_mask
 
 
 @torch.inference_mode()
@@ -127,7 +152,7 @@ def analyse_run(
     if len(val) == 0:
         raise NewslabError(f"{run_dir}: the validation split is empty")
     max_len = config.model.max_len
-    index = pick_sample(val, max_len)
+    index = pick_sample(val, max_len, run.model)
     return AttentionAnalysis(
         Path(run_dir),
         run.class_names,

@@ -1,8 +1,10 @@
 """The selected model: which run it is, its test predictions against the truth, and the texts.
 
-The selected configuration is the best point of the first grid study given (validation accuracy,
-mean over seeds); its model is the seed with the best validation accuracy. The confusion matrix
-and per-class scores use newslab.metrics, the same definitions as training.
+The selected configuration is the best point of the first grid study given (mean validation
+accuracy of its selection runs); its model is the run with the best validation accuracy among its
+confirmation runs (trained to the chosen epoch on a fresh seed), or among its selection runs when it
+has none. The confusion matrix and per-class scores use newslab.metrics, the same definitions as
+training.
 """
 
 from __future__ import annotations
@@ -18,14 +20,14 @@ from ..errors import NewslabError
 from ..metrics import confusion_matrix, per_class_scores
 from ..runs import RunFolder
 from ..study.results import StudyResult, Summary, TrialRecord
-from .effects import is_ablation_study
+from .effects import is_ablation_study, selected
 
 
 @dataclass
 class BestRun:
     study: str
-    summary: Summary  # the selected configuration, over its seeds
-    trial: TrialRecord  # its best seed: the model analysed below
+    summary: Summary  # the selected configuration's runs: its confirmation runs where it has them
+    trial: TrialRecord  # the one of lowest seed: the model analysed below
     run_dir: Path
     config: RunConfig
     dataset: Dataset | None  # None when the data folder is not available here
@@ -73,18 +75,16 @@ def primary_study(results: list[StudyResult]) -> StudyResult | None:
     return next(iter(grids or done), None)
 
 
-def _val_accuracy(trial: TrialRecord) -> float:
-    assert trial.val_accuracy is not None, "a Summary holds completed trials, each with a validation accuracy"
-    return trial.val_accuracy
-
-
 def best_run(results: list[StudyResult], data_dir: str | Path | None = None) -> BestRun:
     """The selected model's run, with its data; NewslabError saying why when it cannot be had."""
     study = primary_study(results)
     if study is None:
         raise NewslabError("no study has a completed trial")
-    summary = study.best()
-    trial = max(summary.trials, key=_val_accuracy)
+    pick = selected(study)
+    assert pick is not None, "a study with completed trials has a selected point"
+    summary = pick.estimate
+    # the run of the lowest seed: picking the run with the best validation accuracy would be one more choice
+    trial = min(summary.trials, key=lambda t: t.seed)
     if not trial.run_dir:  # Path("") would read the current directory's files as this run's
         raise NewslabError(f"study {study.name!r} trial {trial.number} recorded no run folder")
     folder = RunFolder(trial.run_dir)

@@ -1,5 +1,7 @@
 """`newslab report`: read studies from storage, build every section, write report.md,
-report.html and the figures (PNG + SVG) into one folder."""
+report.html and the figures (PNG + SVG) into one folder, and beside them the follow-up specs
+(next-grid.yaml, next-ablations.yaml) when the studies' design limits their conclusions. Each file
+is written beside and renamed over (newslab.files.atomic_write): a reader never sees half of one."""
 
 from __future__ import annotations
 
@@ -10,10 +12,14 @@ from pathlib import Path
 
 import yaml
 
+from ..errors import ConfigError
+from ..files import atomic_write
 from ..study.results import StudyResult, study_results
 from ..study.storage import default_storage, mask_url, open_storage
+from . import followup
 from .attention import AttentionAnalysis
-from .conclusions import Claim
+from .conclusions import Claim, FollowUp
+from .effects import is_ablation_study
 from .i18n import Words
 from .render import Document, Section, to_html, to_markdown
 from .sections import SECTIONS, context
@@ -26,6 +32,8 @@ class ReportFiles:
     html: Path
     document: Document
     claims: list[Claim]
+    next_grid: Path | None = None  # the follow-up spec of the first grid study, when it has warnings
+    next_ablations: Path | None = None  # the follow-up spec of the ablation study, when it has warnings
 
     def section(self, key: str) -> Section:
         return next(s for s in self.document.sections if s.key == key)
@@ -51,6 +59,42 @@ def bases_first(results: list[StudyResult]) -> list[StudyResult]:
     return ordered
 
 
+NEXT_SPECS = ("next-grid.yaml", "next-ablations.yaml")  # (first grid study, first ablation study)
+
+
+def _write_text(path: Path, text: str) -> None:
+    atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+
+
+def _write_yaml(path: Path, values: dict) -> None:
+    _write_text(path, yaml.safe_dump(values, sort_keys=False, allow_unicode=True))
+
+
+def write_followups(
+    results: list[StudyResult], report_dir: Path, where: str = "", log: Callable[[str], None] | None = print
+) -> dict[str, FollowUp]:
+    """next-grid.yaml (from the first grid study with completed trials) and next-ablations.yaml (the first
+    ablation study) in `report_dir`, each only when its study has warnings (followup.find_warnings); a file
+    of an earlier report that is not written again is removed. Returns what was written, by file name."""
+    grids = [r for r in results if r.points() and not is_ablation_study(r)]
+    ablations = [r for r in results if r.points() and is_ablation_study(r)]
+    written: dict[str, FollowUp] = {}
+    for name, studies in zip(NEXT_SPECS, (grids, ablations)):
+        path = report_dir / name
+        try:
+            spec = followup.next_spec(studies[0], followup.find_warnings(studies[0])) if studies else None
+        except ConfigError as exc:  # a widened grid the trainer would refuse: proposed nowhere rather than broken
+            if log:
+                log(f"no {name} for {studies[0].name}: {exc}")
+            spec = None
+        if spec is None:
+            path.unlink(missing_ok=True)  # an earlier report's proposal no longer holds
+            continue
+        _write_yaml(path, spec)
+        written[name] = FollowUp(studies[0].name, path, f"newslab study run {shlex.quote(str(path))}{where}")
+    return written
+
+
 def reproduce_commands(
     results: list[StudyResult],
     report_dir: Path,
@@ -68,7 +112,7 @@ def reproduce_commands(
     lines = list(extra)
     for result in bases_first(results):
         path = specs / f"{result.name}.yaml"
-        path.write_text(yaml.safe_dump(result.spec.to_dict(), sort_keys=False, allow_unicode=True))
+        _write_yaml(path, result.spec.to_dict())
         lines.append(f"{env}newslab study run {shlex.quote(str(path))}{where}")
     names = " ".join(shlex.quote(r.name) for r in results)
     lines.append(f"{env}newslab report {names}{where} --lang {lang}")
@@ -87,8 +131,10 @@ def write_report(
     where: str = "",
     log: Callable[[str], None] | None = print,
 ) -> ReportFiles:
-    """Build every section of SECTIONS from `results` and write report.md, report.html and figures/."""
+    """Build every section of SECTIONS from `results` and write report.md, report.html, figures/ and the
+    follow-up specs (see write_followups)."""
     report_dir = Path(report_dir)
+    report_dir.mkdir(parents=True, exist_ok=True)
     figures = report_dir / "figures"
     if figures.is_dir():  # figures of an earlier report (another study set) must not linger
         for old in [*figures.glob("*.png"), *figures.glob("*.svg")]:
@@ -98,14 +144,19 @@ def write_report(
         None if isinstance(ctx.best, str) or ctx.best.dataset is None else ctx.best.dataset.info["data_dir"]
     )
     ctx.commands = reproduce_commands(results, report_dir, lang, data, commands or [], where)
+    followups = write_followups(results, report_dir, where, log)
+    ctx.followups = list(followups.values())
     sections = [build(ctx) for build in SECTIONS]
     document = Document(ctx.w["title"], lang, sections, subtitle=", ".join(r.name for r in results))
     markdown, html_path = report_dir / "report.md", report_dir / "report.html"
-    markdown.write_text(to_markdown(document, report_dir), encoding="utf-8")
-    html_path.write_text(to_html(document), encoding="utf-8")
+    _write_text(markdown, to_markdown(document, report_dir))
+    _write_text(html_path, to_html(document))
     if log:
         log(f"report: {html_path} and {markdown.name} ({len(list(figures.glob('*.png')))} figures)")
-    return ReportFiles(report_dir, markdown, html_path, document, ctx.claims)
+        for f in followups.values():
+            log(f"follow-up spec for {f.study}: {f.path} (run: {f.command})")
+    next_grid, next_ablations = (followups[name].path if name in followups else None for name in NEXT_SPECS)
+    return ReportFiles(report_dir, markdown, html_path, document, ctx.claims, next_grid, next_ablations)
 
 
 def build_report(

@@ -1,10 +1,17 @@
 """Effects computed from study results: which configuration wins, what each hyperparameter and
 each ablation changes, and whether each difference is larger than the noise.
 
-All selection uses validation accuracy (mean over seeds, each point at its best nuisance
-value), as the study engine does; test predictions only serve the paired second opinion.
-Tables, plots and the generated conclusions all read these objects, so a number is computed
-once and said the same way everywhere.
+The protocol (study/spec.py): the selection runs choose (each point's nuisance value and epoch,
+and the best point); every estimate and verdict about the chosen configurations — the best
+against the runner-up, the factors of a grid, each ablation against the baseline — is computed
+on the confirmation runs, fresh seeds that took no part in choosing. The one exception is a test
+among the choices themselves (does lr matter at this size?): best against worst of the values
+tried is the most extreme of all their pairs, so with the family adjustment over every pair it
+is valid on the selection runs, and it is labelled as such.
+
+Every test is `stats.crossed_test` on per-row correctness paired by seed and validation row.
+Tables, plots and the generated conclusions all read these objects, so a number is computed once
+and said the same way everywhere.
 """
 
 from __future__ import annotations
@@ -12,14 +19,15 @@ from __future__ import annotations
 import statistics
 from dataclasses import dataclass
 
+import numpy as np
+
 from ..config import BASELINE
-from ..runs import RunFolder
 from ..study.results import StudyResult, Summary
-from .stats import TestResult, bonferroni, family_level, paired_test, welch
+from .stats import TestResult, Untested, crossed_test
 
 
 def is_ablation_study(result: StudyResult) -> bool:
-    return "ablation" in result.spec.parameter_names("scientific")
+    return not result.selects
 
 
 def factors(result: StudyResult) -> list[str]:
@@ -31,52 +39,57 @@ def factor_value(summary: Summary, key: str) -> tuple:
     return tuple(summary.point[name] for name in key.split(","))
 
 
+# ------------------------------------------------------------------ paired differences
+def correctness(summary: Summary) -> dict[int, np.ndarray] | None:
+    """Per seed, the 0/1 correctness of every validation row; None if a run recorded none (older studies)."""
+    rows = {}
+    for t in summary.trials:
+        if t.val_correct is None:
+            return None
+        rows[t.seed] = np.frombuffer(t.val_correct.encode(), dtype=np.uint8) - ord("0")
+    return rows
+
+
+Paired = dict[int, np.ndarray]  # seed -> per validation row, correct_a - correct_b (-1, 0 or 1)
+
+
+def differences(a: Summary, b: Summary) -> Paired | Untested:
+    """correct_a - correct_b per row, on each seed both ran (paired: same seed, same data order)."""
+    ca, cb = correctness(a), correctness(b)
+    if ca is None or cb is None:
+        return Untested("no_predictions")
+    seeds = sorted(set(ca) & set(cb))
+    if any(len(ca[s]) != len(cb[s]) for s in seeds):
+        return Untested("no_predictions")  # runs on different validation splits cannot be paired
+    return {s: ca[s].astype(float) - cb[s] for s in seeds} if seeds else Untested("too_few_seeds")
+
+
+def test_of(d: Paired | Untested, family: int) -> TestResult | Untested:
+    return d if isinstance(d, Untested) else crossed_test(np.stack([d[s] for s in sorted(d)]), family)
+
+
 @dataclass
 class Comparison:
-    """Configuration a against b: a - b in mean validation accuracy, and its tests."""
+    """Configuration a against b (a - b in mean validation accuracy) on `stage` runs, and its test."""
 
     a: Summary
     b: Summary
-    over_seeds: TestResult | None  # Welch's t on per-seed validation accuracy
-    on_test: TestResult | None  # McNemar / paired bootstrap on per-example test predictions
-    family: int = 1  # how many comparisons this one is among: tests and intervals Bonferroni-adjusted over them
-
-    @property
-    def level(self) -> float:
-        """Confidence level of this comparison's intervals (95% alone, higher in a family)."""
-        return family_level(self.family)
+    test: TestResult | Untested
+    stage: str = "confirm"  # "confirm": fresh seeds; "select": the runs that chose (tests among choices)
 
     @property
     def diff(self) -> float:
-        return self.a.val_mean - self.b.val_mean
-
-    @property
-    def evidence(self) -> TestResult | None:
-        """The test a verdict rests on: over seeds when there are seeds to compare, else the test set."""
-        return self.over_seeds or self.on_test
+        return self.test.diff if isinstance(self.test, TestResult) else self.a.val_mean - self.b.val_mean
 
     @property
     def verdict(self) -> str:
-        """ "significant", "noise" (within noise) or "untested" (nothing to test with)."""
-        if self.evidence is None:
-            return "untested"
-        return "significant" if self.evidence.significant else "noise"
+        """ "significant", "inconclusive" or "untested" (then `test.reason` says why)."""
+        return self.test.verdict if isinstance(self.test, TestResult) else "untested"
 
 
-def _predictions(summary: Summary) -> list[list[int]]:
-    return [t.test_predictions for t in summary.trials if t.test_predictions]
-
-
-def compare(a: Summary, b: Summary, labels: list[int] | None, family: int = 1) -> Comparison:
+def compare(a: Summary, b: Summary, family: int = 1, stage: str = "confirm") -> Comparison:
     """a against b as one of `family` comparisons (Bonferroni: p times family, intervals widened to match)."""
-    level = family_level(family)
-    return Comparison(
-        a,
-        b,
-        bonferroni(welch(a.val_accuracies, b.val_accuracies, level), family),
-        bonferroni(paired_test(_predictions(a), _predictions(b), labels, level), family),
-        family,
-    )
+    return Comparison(a, b, test_of(differences(a, b), family), stage)
 
 
 def pairs(levels: int) -> int:
@@ -85,92 +98,124 @@ def pairs(levels: int) -> int:
     return levels * (levels - 1) // 2
 
 
-def test_labels(results: list[StudyResult]) -> list[int] | None:
-    """True test labels, from the predictions.json of any completed run that still has its folder."""
-    for result in results:
-        for trial in result.trials:
-            if trial.state != "COMPLETE" or not trial.run_dir:  # no folder recorded: nothing to read
-                continue
-            folder = RunFolder(trial.run_dir)
-            if folder.has_predictions():
-                return folder.predictions()["test_labels"]
-    return None
+@dataclass
+class Selected:
+    """A study's pick: the best point by the selection runs, and its confirmation runs (None if none)."""
+
+    selection: Summary
+    confirmation: Summary | None
+
+    @property
+    def estimate(self) -> Summary:
+        """The runs whose accuracy estimates the pick without the winner's curse (selection if unconfirmed)."""
+        return self.confirmation or self.selection
 
 
-def runner_up(result: StudyResult, labels: list[int] | None) -> Comparison | None:
-    """The selected configuration against the second best; None with fewer than two points."""
+def selected(result: StudyResult) -> Selected | None:
+    """A grid's best point; an ablation study's baseline (its variants are compared, not selected)."""
     points = result.points()
-    return compare(points[0], points[1], labels) if len(points) > 1 else None
+    if not points:
+        return None
+    pick = points[0] if result.selects else next((s for s in points if s.point["ablation"] == BASELINE), points[0])
+    return Selected(pick, result.confirmation(pick))
+
+
+def runner_up(result: StudyResult) -> Comparison | None:
+    """The selected configuration against the second best, on their confirmation runs; None with fewer
+    than two points. Untested (no_confirmation) if either was not confirmed."""
+    points = result.points()
+    if len(points) < 2:
+        return None
+    a, b = result.confirmation(points[0]), result.confirmation(points[1])
+    if a is None or b is None:  # the difference shown is then the selection runs'
+        return Comparison(points[0], points[1], Untested("no_confirmation"), "select")
+    return compare(a, b)
 
 
 # ------------------------------------------------------------------- grid factors
 @dataclass
 class FactorEffect:
-    """Main effect of one factor: its best and worst value by marginal mean validation accuracy."""
+    """Main effect of one factor: its best and worst value by the selection runs' marginal means (the runs
+    that choose), and the difference between them on the confirmation runs (the runs that judge)."""
 
     key: str
-    means: dict[tuple, float]  # value -> mean over the points that have it
-    test: TestResult | None  # Welch, best vs worst value, other factors' effect removed; Bonferroni-adjusted
-
-    @property
-    def best(self) -> tuple:
-        return max(self.means, key=self.means.__getitem__)
-
-    @property
-    def worst(self) -> tuple:
-        return min(self.means, key=self.means.__getitem__)
+    means: dict[tuple, float]  # value -> mean confirmation accuracy over the confirmed points that have it
+    best: tuple  # best value by the selection runs
+    worst: tuple  # worst value by the selection runs
+    test: TestResult | Untested  # best vs worst, paired by context (other factors' values), seed and row
+    d: Paired | None = None  # the tested differences: for a test between two factors
 
     @property
     def diff(self) -> float:
-        return self.means[self.best] - self.means[self.worst]
+        return self.test.diff if isinstance(self.test, TestResult) else self.means[self.best] - self.means[self.worst]
 
     @property
     def verdict(self) -> str:
-        if self.test is None:
-            return "untested"
-        return "significant" if self.test.significant else "noise"
+        return self.test.verdict if isinstance(self.test, TestResult) else "untested"
 
 
-def _by_value(points: list[Summary], key: str) -> dict[tuple, list[Summary]]:
-    by_value: dict[tuple, list[Summary]] = {}
+def _context(result: StudyResult, s: Summary, key: str) -> tuple:
+    return tuple(factor_value(s, k) for k in factors(result) if k != key)
+
+
+def _averaged(parts: list[Paired]) -> Paired | Untested:
+    """The mean of several paired differences over the seeds all of them have."""
+    seeds = sorted(set.intersection(*(set(p) for p in parts))) if parts else []
+    if not seeds:
+        return Untested("no_confirmation" if not parts else "too_few_seeds")
+    return {s: np.mean([p[s] for p in parts], axis=0) for s in seeds}
+
+
+def _factor_differences(result: StudyResult, key: str, best: tuple, worst: tuple) -> Paired | Untested:
+    """best - worst in every context (the same values of the other factors) that has both, averaged over
+    the contexts: the other factors' effects cancel within each pair."""
+    confirmed = result.confirmed()
+    at = {(factor_value(s, key), _context(result, s, key)): s for s in confirmed}
+    parts = []
+    for ctx in dict.fromkeys(_context(result, s, key) for s in confirmed):
+        if (best, ctx) in at and (worst, ctx) in at:
+            d = differences(at[(best, ctx)], at[(worst, ctx)])
+            if isinstance(d, Untested):
+                return d
+            parts.append(d)
+    return _averaged(parts)
+
+
+def _marginal_means(points: list[Summary], key: str) -> dict[tuple, float]:
+    by_value: dict[tuple, list[float]] = {}
     for s in points:
-        by_value.setdefault(factor_value(s, key), []).append(s)
-    return by_value
-
-
-def _residuals(result: StudyResult, key: str, group: list[Summary]) -> list[float]:
-    """Per-seed accuracies of `group` minus the mean of their context (the same values of the other factors)."""
-    others = [k for k in factors(result) if k != key]
-    context = lambda s: tuple(factor_value(s, k) for k in others)
-    means: dict[tuple, list[float]] = {}
-    for s in result.points():
-        means.setdefault(context(s), []).append(s.val_mean)
-    return [acc - statistics.fmean(means[context(s)]) for s in group for acc in s.val_accuracies]
+        by_value.setdefault(factor_value(s, key), []).append(s.val_mean)
+    return {v: statistics.fmean(means) for v, means in by_value.items()}
 
 
 def factor_effects(result: StudyResult) -> list[FactorEffect]:
-    """One effect per factor with at least two values, largest first.
-
-    The test compares the per-seed accuracies of the best and the worst value after
-    subtracting, from every run, the mean of its context (the same values of the other
-    factors): in a full grid this removes the other factors' main effects, so their spread
-    does not hide this one. It needs at least two seeds per configuration. Best against worst
-    is the most extreme of all pairs of values, so the tests are Bonferroni-adjusted over every
-    pair of values of every factor.
-    """
-    points = result.points()
-    groups = {key: _by_value(points, key) for key in factors(result)}
-    groups = {key: by_value for key, by_value in groups.items() if len(by_value) >= 2}
-    family = sum(pairs(len(by_value)) for by_value in groups.values())
+    """One effect per factor with at least two confirmed values, largest first. Its contrast (best against
+    worst value) is fixed by the selection runs before the confirmation runs test it, so the tests are
+    Bonferroni-adjusted over the factors only."""
+    confirmed = result.confirmed()
     effects = []
-    for key, by_value in groups.items():
-        means = {v: statistics.fmean(s.val_mean for s in group) for v, group in by_value.items()}
-        effect = FactorEffect(key, means, None)
-        if min(s.n for s in points) >= 2:
-            best, worst = (_residuals(result, key, by_value[v]) for v in (effect.best, effect.worst))
-            effect.test = bonferroni(welch(best, worst, family_level(family)), family)
-        effects.append(effect)
+    for key in factors(result):
+        means = _marginal_means(confirmed, key)
+        chosen = {v: m for v, m in _marginal_means(result.points(), key).items() if v in means}
+        if len(chosen) < 2:
+            continue
+        best = max(chosen, key=chosen.__getitem__)
+        worst = min((v for v in chosen if v != best), key=chosen.__getitem__)  # another value, even on a tie
+        effects.append(FactorEffect(key, means, best, worst, Untested("no_confirmation")))
+    for effect in effects:
+        d = _factor_differences(result, effect.key, effect.best, effect.worst)
+        effect.test, effect.d = test_of(d, len(effects)), None if isinstance(d, Untested) else d
     return sorted(effects, key=lambda e: -e.diff)
+
+
+def factor_difference(x: FactorEffect, y: FactorEffect) -> TestResult | Untested:
+    """Whether factor x changes accuracy more than factor y: a test of the difference of their
+    best-vs-worst effects (contrasts fixed by the selection runs; paired by seed and row), not a
+    comparison of two verdicts."""
+    if x.d is None or y.d is None:
+        return Untested("no_confirmation")
+    seeds = sorted(set(x.d) & set(y.d))
+    return test_of({s: x.d[s] - y.d[s] for s in seeds}, 1) if seeds else Untested("too_few_seeds")
 
 
 @dataclass
@@ -182,23 +227,31 @@ class LrEffect:
 
     @property
     def best_lr(self) -> float:
-        return self.comparison.a.point["lr"]
+        a = self.comparison.a
+        return float(a.point["lr"] if "lr" in a.point else a.nuisance["lr"])
 
 
-def lr_per_size(result: StudyResult, labels: list[int] | None) -> list[LrEffect]:
-    """How lr acts at each model size; empty unless lr is scientific next to other factors. Each test
-    is Bonferroni-adjusted over every pair of lrs at every size (best vs worst is the pick of them)."""
-    if "lr" not in factors(result) or len(factors(result)) < 2:
+def lr_per_size(result: StudyResult) -> list[LrEffect]:
+    """How lr acts at each model size. As a nuisance parameter (chosen per point), on the selection
+    runs that chose it; as a scientific factor next to others, on the confirmation runs of each
+    (size, lr) point. Each test is Bonferroni-adjusted over every pair of lrs at every size."""
+    if "lr" in result.spec.parameter_names("nuisance"):
+        others, stage = factors(result), "select"
+        summaries = sorted(result.summaries(), key=lambda s: -s.val_mean)
+    elif "lr" in factors(result) and len(factors(result)) > 1:
+        others, stage = [k for k in factors(result) if k != "lr"], "confirm"
+        summaries = sorted(result.confirmed(), key=lambda s: -s.val_mean)
+    else:
         return []
-    others = [k for k in factors(result) if k != "lr"]
     groups: dict[tuple, list[Summary]] = {}
-    for s in result.points():  # best first, so group[0] is the best lr at that size
+    for s in summaries:  # best first, so group[0] is the best lr at that size
         groups.setdefault(tuple(factor_value(s, k) for k in others), []).append(s)
     compared = [group for group in groups.values() if len(group) > 1]
-    family = sum(pairs(len(group)) for group in compared)  # best vs worst lr picks one pair of each size's
+    family = sum(pairs(len(group)) for group in compared)
     effects = [
         LrEffect(
-            {n: group[0].point[n] for k in others for n in k.split(",")}, compare(group[0], group[-1], labels, family)
+            {n: group[0].point[n] for k in others for n in k.split(",")},
+            compare(group[0], group[-1], family, stage),
         )
         for group in compared
     ]
@@ -208,7 +261,7 @@ def lr_per_size(result: StudyResult, labels: list[int] | None) -> list[LrEffect]
 # ------------------------------------------------------------------------ ablations
 @dataclass
 class AblationEffect:
-    """One ablation against the baseline, each at its own best nuisance (lr)."""
+    """One ablation against the baseline, each at its own best nuisance (lr), on confirmation runs."""
 
     name: str
     comparison: Comparison  # a = ablation, b = baseline
@@ -221,9 +274,9 @@ class AblationEffect:
 
     @property
     def relative_interval(self) -> tuple[float, float] | None:
-        """Welch interval of the difference (at the verdict's adjusted level), relative to the baseline mean."""
-        t, base = self.comparison.over_seeds, self.comparison.b.val_mean
-        if t is None or t.low is None or t.high is None or not base:
+        """The test's interval (at the verdict's adjusted level), relative to the baseline mean."""
+        t, base = self.comparison.test, self.comparison.b.val_mean
+        if not isinstance(t, TestResult) or not base:
             return None
         return t.low / base, t.high / base
 
@@ -232,21 +285,21 @@ class AblationEffect:
 class AblationResults:
     """An ablation study against its baseline: what was compared, and what could not be."""
 
-    base: Summary | None  # the unmodified model; None when none of its trials completed
-    effects: list[AblationEffect]  # every completed variant, most harmful first (empty without a base)
-    missing: list[str]  # variants of the spec without a completed trial
+    base: Summary | None  # the unmodified model's confirmation runs; None when none completed
+    effects: list[AblationEffect]  # every confirmed variant, most harmful first (empty without a base)
+    missing: list[str]  # variants of the spec without a completed confirmation run
 
 
-def ablation_effects(result: StudyResult, labels: list[int] | None) -> AblationResults:
-    """Every ablation of the spec vs the baseline. The tests are Bonferroni-adjusted across the
-    compared ablations (six comparisons at 5% would otherwise find a false effect one time in four),
-    and so are their intervals: an interval excludes 0 exactly when its test is significant."""
-    points = {s.point["ablation"]: s for s in result.points()}
+def ablation_effects(result: StudyResult) -> AblationResults:
+    """Every ablation of the spec vs the baseline, both on their confirmation runs. The tests are
+    Bonferroni-adjusted across the compared ablations (six comparisons at 5% would otherwise find a
+    false effect one time in four), and so are their intervals."""
+    points = {s.point["ablation"]: s for s in result.confirmed()}
     variants = [name for name in result.spec.choices("ablation") if name != BASELINE]
     missing = [name for name in variants if name not in points]
     base = points.get(BASELINE)
     if base is None:
         return AblationResults(None, [], missing)
     done = [name for name in variants if name in points]
-    effects = [AblationEffect(name, compare(points[name], base, labels, len(done))) for name in done]
+    effects = [AblationEffect(name, compare(points[name], base, len(done))) for name in done]
     return AblationResults(base, sorted(effects, key=lambda e: e.comparison.diff), missing)

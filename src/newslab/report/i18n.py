@@ -13,6 +13,7 @@ from typing import Any
 
 from ..config import ABLATIONS, BASELINE
 from ..errors import ConfigError
+from .stats import MIN_SEEDS
 
 LANGS = ("en", "zh")
 
@@ -20,6 +21,7 @@ WORDS: dict[str, tuple[str, str]] = {
     # section titles
     "title": ("newslab report", "newslab 实验报告"),
     "setup": ("Setup", "实验设置"),
+    "method": ("Method", "方法"),
     "results": ("Results", "结果"),
     "impact": ("Hyperparameter impact", "超参数的影响"),
     "ablations": ("Ablations", "消融实验"),
@@ -39,17 +41,22 @@ WORDS: dict[str, tuple[str, str]] = {
     "config": ("configuration", "配置"),
     "val_acc": ("validation accuracy", "验证准确率"),
     "test_acc": ("test accuracy", "测试准确率"),
+    "selection_val": ("selection val acc", "选择阶段验证准确率"),
+    "confirm_val": ("confirmation val acc", "确认阶段验证准确率"),
     "mean_std": ("mean ± std", "均值 ± 标准差"),
+    "mean": ("mean", "均值"),
     "ci": ("{level} CI", "{level} 置信区间"),
-    "n": ("n", "n"),
+    "rel_ci": ("relative {level} CI", "相对变化的 {level} 置信区间"),
+    "n_select": ("n (selection)", "n（选择）"),
+    "n_confirm": ("n (confirmation)", "n（确认）"),
+    "chosen_epoch": ("chosen epoch", "选定轮次"),
+    "sealed": ("sealed", "封存"),
     "params": ("parameters", "参数量"),
     "time": ("time (s)", "时间 (秒)"),
-    "best_epoch": ("best epoch", "最佳轮次"),
     "rel_change": ("relative change", "相对变化"),
     "diff": ("difference", "差值"),
-    "test_diff": ("test difference", "测试集差值"),
-    "p_seeds": ("p (Welch, seeds)", "p (Welch, 种子)"),
-    "p_test": ("p (test set)", "p (测试集)"),
+    "p_adjusted": ("p (Bonferroni-adjusted)", "p（Bonferroni 校正后）"),
+    "detectable": ("smallest detectable (80% power)", "最小可检测差异（80% 功效）"),
     "verdict": ("verdict", "判断"),
     "class": ("class", "类别"),
     "precision": ("precision", "精确率"),
@@ -72,44 +79,51 @@ WORDS: dict[str, tuple[str, str]] = {
     "selected": ("selected", "选中"),
     # explanations
     "results_intro": (
-        "Every configuration over its seeds, sorted by mean validation accuracy; the 95% "
-        "confidence interval is t-based over seeds (none with one seed). Selection never looks at "
-        "the test set.",
-        "每个配置在其所有种子上的结果，按平均验证准确率排序；95% 置信区间基于种子间的 "
-        "t 分布（只有一个种子时无法给出）。选择配置时从不使用测试集。",
+        "Every configuration on the selection runs, sorted by their mean validation accuracy (which chose); "
+        "next to each chosen configuration, its confirmation runs on fresh seeds at the chosen epoch, with a "
+        "t-based 95% confidence interval over those seeds (none with one seed). Test accuracy is sealed except "
+        "for the selected configuration.",
+        "每个配置在选择运行上的结果，按其平均验证准确率排序（选择依据于此）；每个被选中的配置旁列出其在新种子上、"
+        "按选定轮次训练的确认运行，以及这些种子间基于 t 分布的 95% 置信区间（只有一个种子时无法给出）。"
+        "除选中的配置外，测试准确率均封存。",
     ),
-    "impact_intro": ("Error bars are 95% confidence intervals over seeds.", "误差线为种子间的 95% 置信区间。"),
+    "impact_intro": (
+        "Validation accuracy of each point on its confirmation runs (fresh seeds, each point at its chosen "
+        "settings and epoch; the selection runs where a study has none); error bars are 95% confidence "
+        "intervals over seeds.",
+        "每个点在其确认运行上的验证准确率（新种子，每个点使用其选定的设置和轮次；没有确认运行的研究使用选择运行）；"
+        "误差线为种子间的 95% 置信区间。",
+    ),
     "ablation_intro": (
-        "Each variant at its own best learning rate, compared with the baseline on validation accuracy "
-        "by Welch's t over seeds (Bonferroni-adjusted across the ablations); the verdict rests on it. The "
-        "paired test on the test predictions compares these particular trained models row by row: it "
-        "ignores seed-to-seed variation, so it calls smaller differences significant, and only decides "
-        "the verdict when there is a single seed.",
-        "每个变体使用其最佳学习率，按种子间 Welch t 检验（经 Bonferroni 校正）与基线比较验证准确率，判断以此为准。"
-        "测试集预测的配对检验逐行比较这些具体训练出的模型：它忽略种子间的差异，因此会把更小的差异判为显著，"
-        "只有在只有一个种子时才决定判断结果。",
+        "Each variant at its own best learning rate (chosen on the selection runs), compared with the baseline "
+        "on their confirmation runs: per validation row, paired by seed and row, with an interval that covers "
+        "both seeds and the finite validation set, Bonferroni-adjusted across the ablations. The smallest "
+        "detectable difference says how large an effect these runs could have missed.",
+        "每个变体使用其在选择运行上选出的最佳学习率，在确认运行上与基线比较：逐个验证样本按种子和样本配对，"
+        "区间同时涵盖种子与有限的验证集，并在各消融之间做 Bonferroni 校正。最小可检测差异说明这些运行可能漏掉多大的效应。",
     ),
     "no_ablation_study": ("No ablation study in this report.", "本报告不包含消融研究。"),
     "no_grid_study": ("No grid study with completed trials in this report.", "本报告没有包含已完成试验的网格研究。"),
     "no_completed": ("No completed trial", "没有完成的试验"),
     "no_completed_baseline": (
-        "No completed baseline (ablation none), so no ablation can be compared",
-        "没有完成的基线（ablation none），因此无法比较任何消融",
+        "No confirmed baseline (ablation none without a completed confirmation run), so no ablation can be compared",
+        "没有经确认的基线（ablation none 没有完成的确认运行），因此无法比较任何消融",
     ),
     "no_completed_variant": (
-        "No completed ablation variant: only the baseline finished",
-        "没有完成的消融变体：只有基线完成了",
+        "No confirmed ablation variant: only the baseline has completed confirmation runs",
+        "没有经确认的消融变体：只有基线有完成的确认运行",
     ),
     "ablation_ci": (
-        "Relative change against the baseline with {level} confidence intervals, Bonferroni-adjusted "
-        "over the {k} compared ablations (each p multiplied by {k}): an interval excludes 0 exactly "
-        "when the verdict is significant.",
-        "相对基线的变化及其 {level} 置信区间，经 {k} 个被比较消融的 Bonferroni 校正（每个 p 值乘以 {k}）："
+        "Differences against the baseline on the confirmation runs with {level} confidence intervals, "
+        "Bonferroni-adjusted over the {k} compared ablations (each p multiplied by {k}): an interval excludes 0 "
+        "exactly when the verdict is significant.",
+        "在确认运行上相对基线的差异及其 {level} 置信区间，经 {k} 个被比较消融的 Bonferroni 校正（每个 p 值乘以 {k}）："
         "区间不含 0 当且仅当判断为显著。",
     ),
     "best_intro": (
-        "The selected configuration's best seed, on the test set.",
-        "选中配置中验证准确率最高的种子在测试集上的表现。",
+        "The selected configuration's run with the best validation accuracy (a confirmation run where there "
+        "is one), on the test set.",
+        "选中配置中验证准确率最高的运行（有确认运行时取确认运行）在测试集上的表现。",
     ),
     "misclassified": ("Misclassified test examples", "被错误分类的测试样本"),
     "attention_intro": (
@@ -133,13 +147,31 @@ WORDS: dict[str, tuple[str, str]] = {
     "running": ("running", "运行中"),
     "failed": ("failed", "失败"),
     "waiting": ("waiting", "等待"),
-    "seeds": ("seeds", "种子"),
+    "selection_seeds": ("selection seeds", "选择种子"),
+    "confirmation_seeds": ("confirmation seeds", "确认种子"),
     "fixed": ("fixed", "固定设置"),
-    # verdicts
+    # verdicts, and why a comparison was not tested
     "significant": ("significant", "显著"),
-    "noise": ("within noise", "在噪声范围内"),
-    "untested": ("cannot be tested", "无法检验"),
-    "not_run": ("no completed trial", "没有完成的试验"),
+    "inconclusive": ("inconclusive", "无定论"),
+    "untested": ("untested", "未检验"),
+    "not_run": ("not confirmed", "未经确认"),
+    "reason_too_few_seeds": ("a test needs at least {n} {stage} seeds", "检验需要至少 {n} 个{stage}种子"),
+    "reason_zero_variance": (
+        "the paired differences do not vary (zero variance), so no interval can be computed",
+        "配对差值没有任何变化（方差为零），无法计算区间",
+    ),
+    "reason_no_predictions": (
+        "no per-row validation predictions were recorded (a study from an older newslab)",
+        "没有记录逐行的验证预测（由较早版本的 newslab 运行的研究）",
+    ),
+    "reason_no_confirmation": (
+        "not confirmed: no completed confirmation runs on fresh seeds",
+        "未经确认：没有在新种子上完成的确认运行",
+    ),
+    "stage_confirm": ("confirmation", "确认"),
+    "stage_select": ("selection", "选择"),
+    "runs_confirm": ("confirmation runs", "确认运行"),
+    "runs_select": ("selection runs", "选择运行"),
     # parameters
     "embed_dim": ("embed_dim", "嵌入维度"),
     "num_heads": ("heads", "注意力头数"),
@@ -210,11 +242,26 @@ class Words:
     def pct(x: float | None, digits: int = 2) -> str:
         return "–" if x is None or not math.isfinite(x) else f"{100 * x:.{digits}f}%"
 
-    def pts(self, diff: float | None) -> str:
-        """A difference of accuracies in percentage points, signed."""
+    def pts(self, diff: float | None, signed: bool = True) -> str:
+        """A difference of accuracies in percentage points, signed unless `signed` is False."""
         if diff is None or not math.isfinite(diff):
             return "–"
-        return f"{100 * diff:+.2f} " + ("个百分点" if self.lang == "zh" else "pts")
+        number = f"{100 * diff:+.2f}" if signed else f"{100 * diff:.2f}"
+        return f"{number} " + ("个百分点" if self.lang == "zh" else "pts")
+
+    def span(self, low: float, high: float) -> str:
+        """An interval of differences in words: "between -3.10 and +0.80 pts"."""
+        if self.lang == "zh":
+            return f"在 {100 * low:+.2f} 到 {100 * high:+.2f} 个百分点之间"
+        return f"between {100 * low:+.2f} and {100 * high:+.2f} pts"
+
+    @staticmethod
+    def bracket(low: float | None, high: float | None, relative: bool = False) -> str:
+        """An interval in a table cell: "[-3.10, +0.80]" (points) or "[-3.62%, +0.94%]" (relative)."""
+        if low is None or high is None or not (math.isfinite(low) and math.isfinite(high)):
+            return "–"
+        unit = "%" if relative else ""
+        return f"[{100 * low:+.2f}{unit}, {100 * high:+.2f}{unit}]"
 
     @staticmethod
     def rel(x: float | None, digits: int = 2) -> str:
@@ -242,3 +289,7 @@ class Words:
 
     def verdict(self, verdict: str) -> str:
         return self[verdict]
+
+    def reason(self, reason: str, stage: str = "confirm") -> str:
+        """Why a comparison was not tested (stats.Untested.reason), in words."""
+        return self[f"reason_{reason}"].format(n=MIN_SEEDS, stage=self[f"stage_{stage}"])

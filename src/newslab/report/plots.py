@@ -3,7 +3,9 @@
 Figures are built on `matplotlib.figure.Figure` objects, never through pyplot: no global
 backend or state is touched, so a notebook's inline plotting keeps working and nothing needs
 a display. Error bars are t-based 95% intervals over seeds (stats.t_errorbar), the same
-intervals as in the tables; the ablation figure's are Bonferroni-adjusted, as its table's.
+intervals as in the tables, drawn from the confirmation runs (the selection runs only for a study
+without any); the ablation figure's are the paired tests' Bonferroni-adjusted intervals, as in its
+table. No figure shows a test accuracy: it is sealed (the best model's confusion matrix excepted).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from ..study.results import StudyResult
 from .effects import AblationEffect, factor_value, factors
 from .fonts import figure_rc
 from .i18n import Words
-from .stats import t_errorbar
+from .stats import family_level, t_errorbar
 
 
 def pct_errorbar(values) -> tuple[float, float]:
@@ -43,7 +45,7 @@ def errorbar_span(frame: pd.DataFrame, by: list[str], column: str = "acc") -> tu
 # the order in which factors take the roles of a figure: x, then hue, then style
 ROLE_ORDER = ("embed_dim", "num_heads", "lr")
 
-VERDICT_COLORS = {"significant": "#c0392b", "noise": "#95a5a6", "untested": "#d5dbdb"}
+VERDICT_COLORS = {"significant": "#c0392b", "inconclusive": "#95a5a6", "untested": "#d5dbdb"}
 
 
 @dataclass
@@ -96,9 +98,17 @@ class Plotter:
             return figure(*args, **kwargs)
 
     # ---------------------------------------------------------------- studies
+    @staticmethod
+    def _estimates(result: StudyResult) -> tuple[list, str]:
+        """The runs a figure of the points draws: the confirmation runs, or the selection runs (at each
+        point's chosen nuisance) of a study without any; and their name for the caption."""
+        confirmed = result.confirmed()
+        return (confirmed, "runs_confirm") if confirmed else (result.points(), "runs_select")
+
     def _trials_frame(self, result: StudyResult, numeric: str | None = None) -> pd.DataFrame:
-        """One row per completed seed of each point (at its best nuisance), one labelled column per factor
-        (a joint factor's values read "64/2"); `numeric`, a one-field factor, keeps numbers for a real x axis."""
+        """One row per completed seed of each point (its confirmation runs, see `_estimates`), one labelled
+        column per factor (a joint factor's values read "64/2"); `numeric`, a one-field factor, keeps numbers
+        for a real x axis."""
 
         def cell(s, key):
             if key == numeric and "," not in key and isinstance(s.point[key], (int, float)):
@@ -106,7 +116,7 @@ class Plotter:
             return self.w.factor_value(key, factor_value(s, key))
 
         rows = []
-        for s in result.points():
+        for s in self._estimates(result)[0]:
             for t in s.trials:
                 assert t.val_accuracy is not None, "a Summary holds completed trials, each with a validation accuracy"
                 rows.append(
@@ -157,7 +167,8 @@ class Plotter:
             ax[0, 0].set_xticks(sorted(frame[label(x)].unique()))
         ax[0, 0].set_ylabel(f"{self.w['val_acc']} (%)")
         ax[0, 0].set_title(result.name)
-        return self._save(fig, f"{result.name}-hyperparameters", f"{self.w['impact']}: {result.name}")
+        runs = self.w[self._estimates(result)[1]]
+        return self._save(fig, f"{result.name}-hyperparameters", f"{self.w['impact']}: {result.name} ({runs})")
 
     def lr_bars(self, result: StudyResult) -> FigureFile | None:
         """Mean validation accuracy per lr at each model size (the original manual's catplot)."""
@@ -182,13 +193,15 @@ class Plotter:
         ax[0, 0].set_ylim(max(0.0, low - 5), min(100.0, high + 3))
         ax[0, 0].set_ylabel(f"{self.w['val_acc']} (%)")
         ax[0, 0].set_title(result.name)
-        return self._save(fig, f"{result.name}-lr", f"{self.w['lr']} × {self.w.factor(x)}: {result.name}")
+        runs = self.w[self._estimates(result)[1]]
+        return self._save(fig, f"{result.name}-lr", f"{self.w['lr']} × {self.w.factor(x)}: {result.name} ({runs})")
 
     def learning_curves(self, result: StudyResult) -> FigureFile | None:
+        """Validation accuracy and loss per epoch of every selection run: the curves the epochs were chosen on."""
         rows = [
             {"config": self.w.point({**t.point, **t.nuisance}), "trial": t.number, **h}
             for t in result.trials
-            if t.state == "COMPLETE"
+            if t.state == "COMPLETE" and t.role == "select"
             for h in t.history
         ]
         if not rows:
@@ -217,11 +230,12 @@ class Plotter:
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         axes[0, 1].legend(fontsize="x-small", loc="upper left", bbox_to_anchor=(1.02, 1))
         fig.suptitle(result.name)
-        return self._save(fig, f"{result.name}-curves", f"{self.w['val_acc']} / {self.w['val_loss']}: {result.name}")
+        caption = f"{self.w['val_acc']} / {self.w['val_loss']}: {result.name} ({self.w['runs_select']})"
+        return self._save(fig, f"{result.name}-curves", caption)
 
     def ablations(self, name: str, effects: list[AblationEffect]) -> FigureFile | None:
-        """Relative change against the baseline with the verdicts' (Bonferroni-adjusted) intervals,
-        coloured by verdict."""
+        """Relative change against the baseline on the confirmation runs with the paired tests'
+        (Bonferroni-adjusted) intervals, coloured by verdict."""
         if not effects:
             return None
         fig, ax = self._figure(6.4, 0.5 * len(effects) + 1.4)
@@ -248,7 +262,7 @@ class Plotter:
             bbox_to_anchor=(1.01, 1),
         )
         ax.set_title(name)
-        note = self.w["ablation_ci"].format(level=self.w.level(effects[0].comparison.level), k=len(effects))
+        note = self.w["ablation_ci"].format(level=self.w.level(family_level(len(effects))), k=len(effects))
         return self._save(fig, f"{name}-ablations", f"{self.w['ablations']}: {name}. {note}")
 
     # ---------------------------------------------------------------- best model

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import os
 import platform
 import sys
@@ -24,10 +25,11 @@ from . import effects as fx
 from . import tables
 from .attention import AttentionAnalysis, analyse_run
 from .bestmodel import BestRun, best_run
-from .conclusions import Claim, conclusions
+from .conclusions import Claim, FollowUp, conclusions
 from .i18n import Words
 from .plots import Plotter
 from .render import Bullets, Code, Image, Para, Section
+from .stats import MIN_SEEDS
 
 PACKAGES = ("newslab", "torch", "tokenizers", "numpy", "optuna", "pandas", "scipy", "matplotlib", "seaborn")
 
@@ -39,6 +41,7 @@ class ReportContext:
     data_dir: str | None = None
     commands: list[str] = field(default_factory=list)  # the setup section's "reproduce" commands
     baseline: Path | None = None  # a baseline run folder the setup section describes
+    followups: list[FollowUp] = field(default_factory=list)  # follow-up specs written beside the report
 
     @property
     def w(self) -> Words:
@@ -47,10 +50,6 @@ class ReportContext:
     @property
     def lang(self) -> str:
         return self.plotter.requested_lang
-
-    @functools.cached_property
-    def labels(self) -> list[int] | None:
-        return fx.test_labels(self.results)
 
     @functools.cached_property
     def best(self) -> BestRun | str:
@@ -73,7 +72,7 @@ class ReportContext:
 
     @functools.cached_property
     def claims(self) -> list[Claim]:
-        return conclusions(self.results, self.labels, self.lang)
+        return conclusions(self.results, self.lang, self.followups)
 
 
 def context(
@@ -126,9 +125,10 @@ def environment() -> dict[str, str]:
 def _baseline_line(folder: RunFolder, w: Words) -> str:
     final, config = folder.final(), folder.config()
     settings = w.point({k: config[k] for k in ("embed_dim", "num_heads", "lr", "epochs")})
+    # no test accuracy: the baseline run is not the selected configuration, and test stays sealed
     return (
-        f"{w['baseline_run']}: {settings}; {w['val_acc']} {w.pct(final.get('best_val_accuracy'))}, "
-        f"{w['test_acc']} {w.pct(final.get('test_accuracy'))} ({final.get('status')}, {folder.path})"
+        f"{w['baseline_run']}: {settings}; {w['val_acc']} {w.pct(final.get('best_val_accuracy'))} "
+        f"({final.get('status')}, {folder.path})"
     )
 
 
@@ -136,7 +136,8 @@ def setup_section(ctx: ReportContext) -> Section:
     w = ctx.w
     section = Section("setup", w["setup"])
     studies = [
-        f"{r.name}: {w.counts(r.counts())}; {w['seeds']} {r.spec.seed_list}; "
+        f"{r.name}: {w.counts(r.counts())}; {w['selection_seeds']} {r.spec.seed_list}, "
+        f"{w['confirmation_seeds']} {r.spec.confirm_seed_list}; "
         f"{w['fixed']} {json.dumps(r.spec.fixed, sort_keys=True)}"
         for r in ctx.results
     ]
@@ -162,6 +163,108 @@ def setup_section(ctx: ReportContext) -> Section:
         machine["trained on"] = f"{final.get('device')} (torch {final.get('torch')})"
     section.add(Para(w["hardware"]), Bullets([f"{k}: {v}" for k, v in machine.items()]))
     return section.add(Para(w["reproduce"]), Code("\n".join(ctx.commands)))
+
+
+METHOD: dict[str, tuple[str, str]] = {
+    "study": (
+        "{study}: selection seeds {seeds}: every configuration ({configs}) on each, to choose {chosen}; "
+        "confirmation seeds {confirm}: each point once more at its chosen settings, trained exactly to its chosen "
+        "epoch, on a fresh validation split.",
+        "{study}：选择种子 {seeds}：每个配置（{configs}）在每个种子上运行，用于选出{chosen}；确认种子 {confirm}："
+        "每个点以其选定的设置再运行一次，恰好训练到选定的轮次，并使用新的验证集划分。",
+    ),
+    "chosen": (
+        "per point its {nuisance} and epoch, and the best point",
+        "每个点的{nuisance}和轮次，以及最佳的点",
+    ),
+    "chosen_epoch_only": ("per point its epoch, and the best point", "每个点的轮次，以及最佳的点"),
+    "configs": ("{points} points × {values} {nuisance} values", "{points} 个点 × {values} 个{nuisance}取值"),
+    "configs_points": ("{points} points", "{points} 个点"),
+    "study_unconfirmed": (
+        "{study}: selection seeds {seeds}: every configuration ({configs}) on each, to choose {chosen}; no "
+        "confirmation seeds (confirm_seeds: 0): nothing is confirmed, so its accuracies are optimistic and none of "
+        "its comparisons is tested.",
+        "{study}：选择种子 {seeds}：每个配置（{configs}）在每个种子上运行，用于选出{chosen}；没有确认种子"
+        "（confirm_seeds: 0）：没有任何确认，因此其准确率偏乐观，且不检验任何比较。",
+    ),
+    "stages": (
+        "Every study runs in two stages, so that no verdict rests on the runs that chose. Selection: every "
+        "configuration runs on the selection seeds; per point, the nuisance value (lr) and the epoch with the best "
+        "mean validation accuracy are chosen, and the best point overall. Confirmation: every point runs again at "
+        "its chosen values on fresh seeds and a fresh validation split (--split-seed + 1: the rows that chose do "
+        "not judge), trained to the chosen epoch and kept there (--stop-epoch, no early stopping). Every estimate, interval and verdict of this report comes from the confirmation runs, unless "
+        "it says it comes from the selection runs.",
+        "每个研究分两个阶段运行，使任何判断都不依赖做出选择的那些运行。选择阶段：每个配置在选择种子上运行；"
+        "对每个点，选出平均验证准确率最高的干扰参数取值（学习率）和轮次，并选出整体最佳的点。确认阶段："
+        "每个点以其选定的取值在新种子和新的验证集划分上再运行一次（--split-seed + 1：做出选择的验证样本不参与评判），"
+        "训练到选定的轮次并保留该轮的模型（--stop-epoch，不提前停止）。"
+        "除非另有说明，本报告的每个估计、区间和判断都来自确认运行。",
+    ),
+    "test": (
+        "The test: two configurations trained on the same seed see the data in the same order, and every run "
+        "predicts the same validation rows. A comparison therefore takes the per-row difference of correctness, "
+        "paired by seed and validation row, and tests its mean with a two-way random-effects ANOVA (seed × row): "
+        "its interval covers a new draw of seeds and of validation rows (the validation set is finite), not "
+        "only seed-to-seed noise, with Satterthwaite's degrees of freedom. Comparisons made together form a "
+        "family (the ablations against the baseline; the factors of a grid, each its best against its worst value "
+        "as the selection runs rank them; the pairs of lrs at every size): "
+        "within it p is multiplied by the family size (Bonferroni) and the interval widened to match, so an "
+        "interval excludes 0 exactly when the verdict is significant. A test needs at least {min_seeds} seeds.",
+        "检验方法：在同一种子上训练的两个配置以相同顺序看到数据，而每次运行都预测同样的验证样本。因此比较时取按种子和验证样本"
+        "配对的逐样本正确性之差，用双因素随机效应方差分析（种子 × 样本）检验其均值：区间同时涵盖种子和验证样本的重新抽取"
+        "（验证集是有限的），而不只是种子间的噪声，自由度按 Satterthwaite 方法计算。一起进行的比较构成一个比较族"
+        "（各消融与基线的比较；网格的各因素，各自按选择运行排出的最好值对最差值；各规模下学习率的两两比较）：族内 p 值乘以族的大小（Bonferroni），区间相应放宽，"
+        "因此区间不含 0 当且仅当判断为显著。检验至少需要 {min_seeds} 个种子。",
+    ),
+    "verdicts": (
+        "Verdicts: significant (the interval excludes 0); inconclusive (it does not: the interval bounds the "
+        "difference, and the smallest detectable difference, at 80% power, says how large a difference these runs "
+        "could have missed; an inconclusive result is not evidence that the difference is absent); untested (no "
+        "test was possible, and the reason is given).",
+        "判断：显著（区间不含 0）；无定论（区间含 0：区间给出差异的范围，80% 功效下的最小可检测差异说明这些运行可能漏掉多大的"
+        "差异；无定论并不说明差异不存在）；未检验（无法进行检验，并说明原因）。",
+    ),
+    "sealed": (
+        "Test accuracy is sealed: it is never used to choose, and it is shown only for the selected configuration "
+        "(from its confirmation runs) and, in the best-model section, for its model. Tests among the choices "
+        "themselves (does lr matter at a given size?) use the selection runs that made those choices: best "
+        "against worst is the most extreme of all their pairs, and the family adjustment counts every pair.",
+        "测试准确率是封存的：它从不用于选择，只对选中的配置（来自其确认运行）以及最佳模型部分中的该模型给出。"
+        "对候选值本身的检验（在某个规模下学习率是否重要？）使用做出这些选择的选择运行：最佳与最差之比是所有两两比较中"
+        "最极端的一个，族校正计入了所有两两比较。",
+    ),
+}
+
+
+def _method_line(result: StudyResult, w: Words) -> str:
+    i = 0 if w.lang == "en" else 1
+    spec = result.spec
+    nuisance = spec.parameter_names("nuisance")
+    points = math.prod(len(values) for values in spec.scientific.values())
+    named = "/".join(w.param(n) for n in nuisance)
+    values = math.prod(len(choices) for choices in spec.nuisance.values())
+    configs = (
+        METHOD["configs"][i].format(points=points, nuisance=named, values=values)
+        if nuisance
+        else METHOD["configs_points"][i].format(points=points)
+    )
+    chosen = METHOD["chosen"][i].format(nuisance=named) if nuisance else METHOD["chosen_epoch_only"][i]
+    template = METHOD["study"] if spec.confirm_seed_list else METHOD["study_unconfirmed"]
+    return template[i].format(
+        study=result.name, seeds=spec.seed_list, configs=configs, chosen=chosen, confirm=spec.confirm_seed_list
+    )
+
+
+def method_section(ctx: ReportContext) -> Section:
+    """The protocol in plain words: which runs chose, which confirmed, how a comparison is tested."""
+    w = ctx.w
+    i = 0 if w.lang == "en" else 1
+    section = Section("method", w["method"]).add(Para(METHOD["stages"][i]))
+    if ctx.results:
+        section.add(Bullets([_method_line(r, w) for r in ctx.results]))
+    return section.add(
+        Para(METHOD["test"][i].format(min_seeds=MIN_SEEDS)), Para(METHOD["verdicts"][i]), Para(METHOD["sealed"][i])
+    )
 
 
 def results_section(ctx: ReportContext) -> Section:
@@ -203,7 +306,7 @@ def ablation_section(ctx: ReportContext) -> Section:
         return section.add(Para(w["no_ablation_study"]))
     section.add(Para(w["ablation_intro"]))
     for result in studies:
-        ablations = fx.ablation_effects(result, ctx.labels)
+        ablations = fx.ablation_effects(result)
         if ablations.base is None:
             section.add(Para(f"{w['no_completed_baseline']}: {result.name} ({w.counts(result.counts())})."))
             continue
@@ -271,6 +374,7 @@ def conclusions_section(ctx: ReportContext) -> Section:
 # The report's sections in reading order: build.write_report builds each of these, and only these.
 SECTIONS: list[Callable[[ReportContext], Section]] = [
     setup_section,
+    method_section,
     results_section,
     impact_section,
     ablation_section,

@@ -1,15 +1,21 @@
-"""Statistics for comparing configurations: intervals over seeds and tests that say whether a
-difference is larger than the noise.
+"""Statistics for comparing configurations: intervals, and one test that says whether a difference is
+larger than the noise — or that the data cannot say.
 
-Two kinds of evidence exist in a study. Over seeds: each configuration ran n times with
-different initialisation and batch order, so Welch's t-test (unequal variances) on the
-per-seed validation accuracies asks whether two configurations differ by more than the seed
-noise. Over test examples: every run predicted the same test rows, so two configurations can
-be compared example by example (McNemar's exact test for one run each; a paired bootstrap over
-examples of the seed-averaged correctness otherwise).
+Every comparison in a report is paired twice by design: two configurations ran on the same seeds
+(same data order), and every run predicted the same validation rows. The difference of per-row
+correctness d[s, r] (seed s, row r) therefore has three sources of noise: the seed (training
+randomness shared by a run's rows), the row (a row one configuration tends to get right and the
+other wrong: the finite validation set) and their interaction. `crossed_test` estimates each by
+the two-way ANOVA of a crossed random-effects design and tests the mean of d against the sum,
+with Satterthwaite's degrees of freedom — so the interval covers a new draw of seeds *and* of
+validation rows, not only seed-to-seed noise. Pairing removes what both configurations share,
+which an unpaired test over a handful of per-seed accuracies (Welch on 3 seeds: ~2 degrees of
+freedom) cannot; tests/test_report_simulation.py checks its false-positive rate and power by
+simulation.
 
-Every function returns None, never NaN, when the data cannot support the statistic (one seed,
-zero variance, no predictions); callers turn None into "cannot be concluded".
+A comparison ends in one of three verdicts, never in a silent change of test:
+significant (the interval excludes 0), inconclusive (it does not: the interval says how large the
+effect may still be) or untested (with the reason: one seed, zero variance, no predictions).
 """
 
 from __future__ import annotations
@@ -24,6 +30,9 @@ from scipy import stats as sps
 
 ALPHA = 0.05  # significance level of every test in the report
 LEVEL = 0.95  # confidence level of every interval
+POWER = 0.8  # the power at which the smallest detectable effect is stated
+# with 2 seeds the seed term has 1 degree of freedom and the test errs ~11% of the time at 5% (simulated)
+MIN_SEEDS = 3
 
 
 @dataclass(frozen=True)
@@ -60,86 +69,39 @@ def t_errorbar(values: Sequence[float]) -> tuple[float, float]:
 
 @dataclass(frozen=True)
 class TestResult:
-    name: str  # "welch" | "mcnemar" | "bootstrap"
-    diff: float  # a - b (accuracy, as a fraction)
-    p: float
-    low: float | None = None  # confidence interval of diff
-    high: float | None = None
-    p_adjusted: float | None = None  # after Bonferroni's correction within a family of comparisons
+    """a - b (accuracy, as a fraction) with its interval, p and the smallest effect it could detect."""
 
-    @property
-    def p_used(self) -> float:
-        return self.p if self.p_adjusted is None else self.p_adjusted
+    __test__ = False  # not a pytest class, whatever its name
+
+    diff: float
+    p: float
+    low: float
+    high: float
+    se: float
+    df: float
+    seeds: int
+    rows: int
+    family: int = 1  # comparisons this one is among (Bonferroni): p and the interval are adjusted for them
 
     @property
     def significant(self) -> bool:
-        return self.p_used < ALPHA
+        return self.p < ALPHA
 
-    def adjusted(self, p_adjusted: float) -> TestResult:
-        return TestResult(self.name, self.diff, self.p, self.low, self.high, p_adjusted)
+    @property
+    def verdict(self) -> str:
+        return "significant" if self.significant else "inconclusive"
 
-
-def welch(a: Sequence[float], b: Sequence[float], level: float = LEVEL) -> TestResult | None:
-    """Welch's t-test of mean(a) - mean(b); None with fewer than 2 values per side or no variance."""
-    if len(a) < 2 or len(b) < 2:
-        return None
-    va, vb = statistics.variance(a), statistics.variance(b)
-    se2 = va / len(a) + vb / len(b)
-    if se2 <= 0:  # identical values within both groups: the noise cannot be estimated
-        return None
-    se = math.sqrt(se2)
-    df = se2**2 / ((va / len(a)) ** 2 / (len(a) - 1) + (vb / len(b)) ** 2 / (len(b) - 1))
-    diff = statistics.fmean(a) - statistics.fmean(b)
-    p = 2 * sps.t.sf(abs(diff) / se, df)
-    half = sps.t.ppf(0.5 + level / 2, df) * se
-    return TestResult("welch", diff, float(p), diff - half, diff + half)
+    @property
+    def detectable(self) -> float:
+        """The smallest |a - b| this design detects with probability POWER at its (family) level."""
+        return (sps.t.ppf(1 - ALPHA / (2 * self.family), self.df) + sps.t.ppf(POWER, self.df)) * self.se
 
 
-def mcnemar(correct_a: Sequence[bool], correct_b: Sequence[bool]) -> TestResult:
-    """McNemar's exact test on paired per-example correctness (binomial on the discordant pairs)."""
-    a, b = np.asarray(correct_a, bool), np.asarray(correct_b, bool)
-    only_a, only_b = int((a & ~b).sum()), int((~a & b).sum())
-    discordant = only_a + only_b
-    p = 1.0 if discordant == 0 else float(sps.binomtest(only_a, discordant, 0.5).pvalue)
-    return TestResult("mcnemar", (only_a - only_b) / len(a), p)
+@dataclass(frozen=True)
+class Untested:
+    """Why a comparison could not be tested (one short clause)."""
 
-
-def paired_bootstrap(
-    score_a: Sequence[float], score_b: Sequence[float], resamples: int = 4000, level: float = LEVEL, seed: int = 0
-) -> TestResult:
-    """Paired bootstrap over examples of mean(score_a - score_b); two-sided p from the resamples.
-
-    Scores are per-example correctness averaged over a configuration's seeds, so the test
-    compares configurations on the same test rows without treating seeds as independent rows.
-    """
-    d = np.asarray(score_a, float) - np.asarray(score_b, float)
-    rng = np.random.default_rng(seed)
-    means = d[rng.integers(0, len(d), size=(resamples, len(d)))].mean(axis=1)
-    diff = float(d.mean())
-    if not d.any():
-        return TestResult("bootstrap", 0.0, 1.0, 0.0, 0.0)
-    # share of resampled means on the other side of 0 (+1 smoothing: p is never exactly 0)
-    tail = min((means <= 0).sum(), (means >= 0).sum())
-    p = min(1.0, 2 * (tail + 1) / (resamples + 1))
-    low, high = np.quantile(means, [0.5 - level / 2, 0.5 + level / 2])
-    return TestResult("bootstrap", diff, float(p), float(low), float(high))
-
-
-def paired_test(
-    predictions_a: list[list[int]], predictions_b: list[list[int]], labels: Sequence[int] | None, level: float = LEVEL
-) -> TestResult | None:
-    """Compare two configurations on the test rows: McNemar when each has one run, else a
-    paired bootstrap of seed-averaged correctness. None when predictions or labels are missing."""
-    if labels is None or not predictions_a or not predictions_b:
-        return None
-    y = np.asarray(labels)
-    if any(len(p) != len(y) for p in (*predictions_a, *predictions_b)):
-        return None  # runs evaluated on different test files cannot be paired
-    correct_a = np.asarray(predictions_a) == y  # (runs, examples)
-    correct_b = np.asarray(predictions_b) == y
-    if len(correct_a) == 1 and len(correct_b) == 1:
-        return mcnemar(correct_a[0], correct_b[0])
-    return paired_bootstrap(correct_a.mean(0), correct_b.mean(0), level=level)
+    reason: str  # "too_few_seeds" | "zero_variance" | "no_predictions" | "no_confirmation"
 
 
 def family_level(k: int) -> float:
@@ -148,8 +110,38 @@ def family_level(k: int) -> float:
     return 1 - ALPHA / max(k, 1)
 
 
-def bonferroni(result: TestResult | None, k: int) -> TestResult | None:
-    """The test as one of k: p multiplied by k (capped at 1); alone (k = 1) it is left as it is."""
-    if result is None or k <= 1:
-        return result
-    return result.adjusted(min(1.0, result.p * k))
+def crossed_test(d: np.ndarray, family: int = 1) -> TestResult | Untested:
+    """Test mean(d) = 0 for d of shape (seeds, rows): per-row correctness differences of two
+    configurations trained on the same seeds, Bonferroni-adjusted as one of `family` comparisons.
+
+    Two-way random-effects ANOVA without replication: MS_seed, MS_row, MS_residual give the variance
+    of the grand mean, V = s2_seed/S + s2_row/R + s2_res/(S R) = (MS_seed + MS_row - MS_res) / (S R), each
+    component kept at or above what the residual implies, and Satterthwaite's degrees of freedom for V
+    (with the seed term's S - 1: a few seeds cannot show that seeds do not matter).
+    """
+    d = np.asarray(d, dtype=float)
+    seeds, rows = d.shape
+    if seeds < MIN_SEEDS:
+        return Untested("too_few_seeds")
+    if rows < 2 or not d.std() > 0:
+        return Untested("zero_variance")
+    mean = float(d.mean())
+    seed_means, row_means = d.mean(1), d.mean(0)
+    ms_seed = rows * float(seed_means.var(ddof=1))
+    ms_row = seeds * float(row_means.var(ddof=1))
+    residual = d - seed_means[:, None] - row_means[None, :] + mean
+    ms_res = float((residual**2).sum()) / ((seeds - 1) * (rows - 1))
+    # V * S * R = MS_seed + max(0, MS_row - MS_res), with MS_seed floored at MS_res (its expectation is at
+    # least that): a seed term that came out low by chance would otherwise shrink V and inflate the df,
+    # and the test would err 2-3 times too often at Bonferroni levels (tests/test_report_simulation.py)
+    seed_part = max(ms_seed, ms_res)
+    row_part = max(0.0, ms_row - ms_res)
+    total = seed_part + row_part
+    if not total > 0:
+        return Untested("zero_variance")
+    parts = [(seed_part, seeds - 1)] + ([(ms_row, rows - 1), (ms_res, (seeds - 1) * (rows - 1))] if row_part else [])
+    df = total**2 / sum(part**2 / part_df for part, part_df in parts)
+    se = math.sqrt(total / (seeds * rows))
+    p = min(1.0, float(2 * sps.t.sf(abs(mean) / se, df)) * family)
+    half = float(sps.t.ppf(1 - ALPHA / (2 * family), df)) * se
+    return TestResult(mean, p, mean - half, mean + half, se, float(df), seeds, rows, family)

@@ -7,10 +7,10 @@ from __future__ import annotations
 from ..study.results import StudyResult
 from .attention import HeadSummary, relative_entropy
 from .bestmodel import BestRun
-from .effects import AblationResults
+from .effects import AblationResults, is_ablation_study, selected
 from .i18n import Words
 from .render import Table
-from .stats import LEVEL, mean_interval
+from .stats import LEVEL, TestResult, Untested, family_level, mean_interval
 
 
 def _mean_std(values: list[float], w: Words) -> str:
@@ -28,50 +28,67 @@ def _ci(values: list[float], w: Words) -> str:
 
 
 def results_table(result: StudyResult, w: Words) -> Table:
-    """Every configuration (point x nuisance) over its seeds, best validation accuracy first;
-    the selected configuration is marked. Test accuracy is shown for it alone (below the table)."""
+    """Every configuration (point x nuisance) on the selection runs, best mean validation accuracy first;
+    beside each chosen configuration its confirmation runs (fresh seeds, the chosen epoch). Test accuracy
+    is shown for the selected configuration alone (a grid's pick; an ablation study selects nothing), from
+    the runs that estimate it: every other cell reads "sealed"."""
     summaries = sorted(result.summaries(), key=lambda s: -s.val_mean)
-    selected = result.best() if summaries else None
+    ablation = is_ablation_study(result)
+    pick = None if ablation else selected(result)
+    confirmed = {s.key: s for s in result.confirmed()}
     names = [*result.spec.parameter_names("scientific"), *result.spec.parameter_names("nuisance")]
     headers = [w.param(n) for n in names] + [
-        f"{w['val_acc']} ({w['mean_std']})",
+        f"{w['selection_val']} ({w['mean_std']})",
+        w["n_select"],
+        f"{w['confirm_val']} ({w['mean']})",
         w.ci(LEVEL),
-        w["n"],
-        w["best_epoch"],
+        w["n_confirm"],
+        w["chosen_epoch"],
+        w["test_acc"],
         w["params"],
         w["time"],
-        w["selected"],
     ]
+    if not ablation:
+        headers.append(w["selected"])
     rows = []
-    for s in summaries:
+    for s in summaries:  # summaries() makes new objects: configurations are matched by key
         values = {**s.point, **s.nuisance}
         row = s.row()
-        rows.append(
-            [w.value(n, values[n]) for n in names]
-            + [
-                _mean_std(s.val_accuracies, w),
-                _ci(s.val_accuracies, w),
-                str(s.n),
-                "–" if row["best_epoch"] is None else f"{row['best_epoch']:g}",
-                "–" if row["params"] is None else f"{row['params']:,}",
-                "–" if row["time_s"] is None else f"{row['time_s']:.0f}",
-                "★" if selected is not None and s.key == selected.key else "",
-            ]
-        )  # summaries() makes new objects
+        confirmation = confirmed.get(s.key)
+        chosen = pick is not None and s.key == pick.selection.key
+        epoch = confirmation.trials[0].stop_epoch if confirmation else None
+        test = _mean_std(pick.estimate.test_accuracies, w) if chosen and pick is not None else w["sealed"]
+        cells = [w.value(n, values[n]) for n in names] + [
+            _mean_std(s.val_accuracies, w),
+            str(s.n),
+            "–" if confirmation is None else w.pct(confirmation.val_mean),
+            "–" if confirmation is None else _ci(confirmation.val_accuracies, w),
+            "0" if confirmation is None else str(confirmation.n),
+            "–" if epoch is None else str(epoch),
+            test,
+            "–" if row["params"] is None else f"{row['params']:,}",
+            "–" if row["time_s"] is None else f"{row['time_s']:.0f}",
+        ]
+        rows.append(cells if ablation else [*cells, "★" if chosen else ""])
     return Table(headers, rows)
 
 
 def selected_line(result: StudyResult, w: Words) -> str:
-    best = result.best()
+    pick = selected(result)
+    assert pick is not None, "the results section asks only for a study with completed trials"
+    best, runs = pick.selection, pick.estimate
     label = w.point({**best.point, **best.nuisance})
+    tests = runs.test_accuracies
     if w.lang == "zh":
+        stage = "确认运行" if pick.confirmation else "选择运行（未经确认）"
         return (
-            f"选中的配置（按平均验证准确率）：{label}；其测试准确率 {_mean_std(best.test_accuracies, w)}"
-            f"（{best.n} 个种子，95% 置信区间 {_ci(best.test_accuracies, w)}）。"
+            f"选中的配置（按选择运行的平均验证准确率）：{label}；其测试准确率（唯一未封存的）为 {_mean_std(tests, w)}"
+            f"（{runs.n} 次{stage}，95% 置信区间 {_ci(tests, w)}）。"
         )
+    stage = "confirmation run(s)" if pick.confirmation else "selection run(s), not confirmed"
     return (
-        f"Selected configuration (by mean validation accuracy): {label}; its test accuracy is "
-        f"{_mean_std(best.test_accuracies, w)} over {best.n} seed(s) (95% CI {_ci(best.test_accuracies, w)})."
+        f"Selected configuration (by the selection runs' mean validation accuracy): {label}; its test accuracy, "
+        f"the only one unsealed, is {_mean_std(tests, w)} over its {runs.n} {stage} (95% CI {_ci(tests, w)})."
     )
 
 
@@ -86,42 +103,45 @@ def failures_table(result: StudyResult, w: Words) -> Table | None:
 
 
 def ablation_table(ablations: AblationResults, w: Words) -> Table:
-    """The baseline, every compared variant (intervals at the verdict's Bonferroni-adjusted level, so one
-    excludes 0 exactly when the verdict is significant), then the variants with no completed trial."""
+    """The baseline, every compared variant on the confirmation runs (intervals at the verdict's
+    Bonferroni-adjusted level, so one excludes 0 exactly when the verdict is significant), then the
+    variants without a confirmation run. No variant is marked as chosen: the verdict says what differs."""
     effects = ablations.effects
-    level = effects[0].comparison.level if effects else LEVEL
+    level = family_level(len(effects))
     headers = [
         w["ablation"],
-        w["val_acc"],
-        w["n"],
-        w["rel_change"],
-        w.ci(level),
+        w["confirm_val"],
+        w["n_confirm"],
         w["diff"],
-        w["p_seeds"],
-        w["test_diff"],
-        w["p_test"],
+        w.ci(level),
+        w["rel_change"],
+        w["rel_ci"].format(level=w.level(level)),
+        w["p_adjusted"],
+        w["detectable"],
         w["verdict"],
     ]
-    dashes = ["–"] * (len(headers) - 4)
     base = ablations.base
     rows = [[w.ablation("none"), w.pct(base.val_mean), str(base.n)] + ["–"] * (len(headers) - 3)] if base else []
     for e in effects:
-        c, interval = e.comparison, e.relative_interval
+        c, relative = e.comparison, e.relative_interval
+        test = c.test if isinstance(c.test, TestResult) else None
         rows.append(
             [
                 w.ablation(e.name),
                 w.pct(c.a.val_mean),
                 str(c.a.n),
-                w.rel(e.relative),
-                "–" if interval is None else f"[{w.rel(interval[0])}, {w.rel(interval[1])}]",
                 w.pts(c.diff),
-                w.p(c.over_seeds.p_used if c.over_seeds else None),
-                w.pts(c.on_test.diff if c.on_test else None),
-                w.p(c.on_test.p_used if c.on_test else None),
-                w.verdict(c.verdict),
+                "–" if test is None else w.bracket(test.low, test.high),
+                w.rel(e.relative),
+                "–" if relative is None else w.bracket(*relative, relative=True),
+                w.p(test.p if test else None),
+                "–" if test is None else w.pts(test.detectable, signed=False),
+                f"{w.verdict('untested')}: {w.reason(c.test.reason)}"
+                if isinstance(c.test, Untested)
+                else w.verdict(c.verdict),
             ]
         )
-    rows += [[w.ablation(name), "–", "0", *dashes, w["not_run"]] for name in ablations.missing]
+    rows += [[w.ablation(name), "–", "0", *["–"] * (len(headers) - 4), w["not_run"]] for name in ablations.missing]
     caption = w["ablation_ci"].format(level=w.level(level), k=len(effects)) if effects else None
     return Table(headers, rows, caption)
 

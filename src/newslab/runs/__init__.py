@@ -6,10 +6,10 @@
       config.json        the RunConfig (its four parts and the ablations)
       final.json         status and summary: created -> running -> completed | failed | interrupted
       metrics.csv        one row per epoch
-      model.safetensors  the weights of the best validation epoch (no pickle: loading runs no code)
+      model.safetensors  the weights of the best validation epoch, or of --stop-epoch (no pickle: loading runs no code)
       checkpoint.json    beside the weights: the model config, vocabulary size, classes, epoch, metrics
       tokenizer.json     the tokenizer the weights were trained with
-      predictions.json   validation and test predictions of the best checkpoint, with the labels
+      predictions.json   validation and test predictions of the kept checkpoint, with the labels
 
 The status is written on every exit of `RunRecorder`: a finished loop, a diverged loss, an
 exception, Ctrl-C and SIGTERM (which is turned into `Terminated`, a KeyboardInterrupt).

@@ -16,7 +16,8 @@ from ..errors import ConfigError, NewslabError
 
 METRIC_COLUMNS = [
     "epoch",
-    "train_loss",
+    "train_loss",  # the objective, label-smoothed
+    "train_loss_unsmoothed",  # plain cross-entropy, comparable with val_loss (absent from older runs' files)
     "val_loss",
     "val_accuracy",
     "val_macro_f1",
@@ -96,6 +97,7 @@ class RunFolder:
         return self.final().get("status") if self.final_file.is_file() else None
 
     def metrics(self) -> list[dict[str, float]]:
+        """One row per epoch, holding the columns the file has (older runs lack the newer ones)."""
         with open(self.metrics_file, newline="", encoding="utf-8") as fh:
             return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(fh)]
 

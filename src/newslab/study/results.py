@@ -1,7 +1,10 @@
 """Study results read back from Optuna storage: trial records, per-point summaries, tables.
 
-Selection (best nuisance value per point, best point) uses validation accuracy averaged over
-seeds; test accuracy is carried alongside and never used to choose.
+Selection (best nuisance value and epoch per point, best point) uses the selection runs'
+validation accuracy averaged over seeds; the confirmation runs (fresh seeds, the chosen nuisance
+value and epoch) take no part in it and carry every estimate and verdict of the report. Test
+accuracy is sealed: carried alongside, never used to choose, and shown only for the selected
+configuration unless asked for (`--show-test`).
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import NewslabError
-from .spec import StudySpec, point_key
+from .spec import StudySpec, TrialPlan, point_key
 from .storage import load_study, mask_url, storage_errors, trial_states
 
 
@@ -38,6 +41,9 @@ class TrialRecord:
     fail_reason: str | None = None
     test_predictions: list[int] | None = None
     finished: float | None = None  # when the trial ended (time stamp), if it has
+    role: str = "select"  # "select" (chooses) | "confirm" (fresh seed, chosen nuisance and epoch)
+    stop_epoch: int | None = None  # a confirmation trial's epoch, chosen on the selection runs
+    val_correct: str | None = None  # per validation row, "1" if predicted right: for paired tests
 
 
 def _mean(xs: list[float]) -> float | None:
@@ -101,8 +107,6 @@ class Summary:
             "n": self.n,
             "val_acc_mean": self.val_mean,
             "val_acc_std": self.val_std,
-            "test_acc_mean": self.test_mean,
-            "test_acc_std": self.test_std,
             "best_epoch": statistics.median(epochs) if epochs else None,
             "params": self.trials[0].params.get("total") if self.trials else None,
             "time_s": _mean([t.wall_time_s for t in self.trials if t.wall_time_s is not None]),
@@ -129,11 +133,11 @@ class StudyResult:
             counts[keys[t.state]] += 1
         return counts
 
-    def summaries(self) -> list[Summary]:
-        """Every (point, nuisance) combination with its completed seeds, in spec order."""
+    def summaries(self, role: str = "select") -> list[Summary]:
+        """Every (point, nuisance) combination with its completed seeds of one role, in spec order."""
         groups: dict[tuple[str, str], Summary] = {}
         for t in self.trials:
-            if t.state == "COMPLETE":
+            if t.state == "COMPLETE" and t.role == role:
                 key = config_key(t.point, t.nuisance)
                 groups.setdefault(key, Summary(t.point, t.nuisance, [])).trials.append(t)
         return list(groups.values())
@@ -154,8 +158,69 @@ class StudyResult:
             raise NewslabError(f"study {self.name!r} has no completed trial")
         return points[0]
 
-    def rows(self) -> list[dict[str, Any]]:
-        return [s.row() for s in self.points()]
+    def rows(self, show_test: bool = False) -> list[dict[str, Any]]:
+        """One row per point, best first: the selection runs' validation accuracy, the chosen epoch, then
+        the confirmation runs' (fresh seeds) accuracy and their test accuracy — sealed (None) except for
+        the selected point of a study that selects, unless `show_test`."""
+        rows = []
+        for i, s in enumerate(self.points()):
+            confirmed = self.confirmation(s)
+            shown = confirmed if confirmed is not None else s  # test of the runs that estimate, not choose
+            unsealed = show_test or (i == 0 and self.selects)
+            rows.append(
+                {
+                    **s.row(),
+                    "epoch": chosen_epoch(s),
+                    "confirm_n": confirmed.n if confirmed else 0,
+                    "confirm_val_acc_mean": confirmed.val_mean if confirmed else None,
+                    "confirm_val_acc_std": confirmed.val_std if confirmed else None,
+                    "test_acc_mean": shown.test_mean if unsealed else None,
+                    "test_acc_std": shown.test_std if unsealed else None,
+                }
+            )
+        return rows
+
+    @property
+    def selects(self) -> bool:
+        """Whether the study selects a configuration (a grid); an ablation study compares its variants
+        with the baseline and selects none."""
+        return "ablation" not in self.spec.parameter_names("scientific")
+
+    def confirmed(self) -> list[Summary]:
+        """Per point, its confirmation runs, in the order of `points()`; a point without a completed
+        confirmation run is left out."""
+        return [c for c in map(self.confirmation, self.points()) if c is not None]
+
+    def confirmation(self, selected: Summary) -> Summary | None:
+        """The completed confirmation runs of what the selection chose for this point (its nuisance value
+        and epoch), one per seed; runs of an earlier choice, or a duplicate, are not counted."""
+        wanted = {plan.key for plan in self.plans_for(selected)}
+        runs: dict[int, TrialRecord] = {}
+        for t in self.trials:
+            if t.state == "COMPLETE" and t.role == "confirm" and t.seed not in runs:
+                if TrialPlan(t.point, t.nuisance, t.seed, t.stop_epoch).key in wanted:
+                    runs[t.seed] = t
+        return Summary(selected.point, selected.nuisance, list(runs.values())) if runs else None
+
+    def plans_for(self, selected: Summary) -> list[TrialPlan]:
+        epoch = chosen_epoch(selected)
+        return [TrialPlan(selected.point, selected.nuisance, seed, epoch) for seed in self.spec.confirm_seed_list]
+
+    def confirmation_plans(self) -> list[TrialPlan]:
+        """The confirmation trials the selection calls for: every point at its chosen nuisance value and
+        epoch, on each confirmation seed."""
+        return [plan for s in self.points() for plan in self.plans_for(s)]
+
+
+def chosen_epoch(summary: Summary) -> int:
+    """The epoch with the best mean validation accuracy over the summary's runs (epochs all of them
+    reached: early stopping may end runs at different epochs); the latest best epoch if none recorded."""
+    curves = [[row["val_accuracy"] for row in t.history] for t in summary.trials if t.history]
+    if not curves:
+        return max((t.best_epoch or 1) for t in summary.trials)
+    reached = min(len(c) for c in curves)
+    means = [statistics.fmean(c[e] for c in curves) for e in range(reached)]
+    return 1 + max(range(reached), key=lambda e: (means[e], -e))  # the earliest of equal means
 
 
 def study_results(name: str, storage) -> StudyResult:
@@ -194,6 +259,9 @@ def study_results(name: str, storage) -> StudyResult:
                 run_dir=a.get("run_dir"),
                 fail_reason=a.get("fail_reason"),
                 test_predictions=a.get("test_predictions"),
+                role=a.get("role", "select"),
+                stop_epoch=a.get("stop_epoch"),
+                val_correct=a.get("val_correct"),
             )
         )
     return StudyResult(name, spec, records, attrs.get("created"))
@@ -231,11 +299,26 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
-def format_results(result: StudyResult, fmt: str = "table") -> str:
-    rows = result.rows()
+def _acc(mean: float | None, std: float | None) -> str:
+    if mean is None:
+        return "-"
+    return f"{100 * mean:.2f} ± {100 * std:.2f}" if std is not None else f"{100 * mean:.2f}"
+
+
+def format_results(result: StudyResult, fmt: str = "table", show_test: bool = False) -> str:
+    """Points best first. Test accuracy is sealed: shown for the selected point only, unless `show_test`
+    (labelled "unsealed": test numbers of points that were not selected are not for choosing)."""
+    rows = result.rows(show_test)
     if fmt == "json":
         return json.dumps(
-            {"study": result.name, "counts": result.counts(), "rows": rows, "spec": result.spec.to_dict()}, indent=2
+            {
+                "study": result.name,
+                "counts": result.counts(),
+                "test": "unsealed" if show_test else "selected point only",
+                "rows": rows,
+                "spec": result.spec.to_dict(),
+            },
+            indent=2,
         )
     if not rows:
         return f"{result.name}: no completed trials yet ({result.counts()})"
@@ -247,16 +330,17 @@ def format_results(result: StudyResult, fmt: str = "table") -> str:
         return out.getvalue()
     first = result.points()[0]
     params = [*first.point, *first.nuisance]
-    headers = [*params, "val acc (mean ± std)", "n", "test acc", "best epoch", "params", "time (s)"]
+    test_header = "test acc (unsealed)" if show_test else "test acc (selected only)" if result.selects else "test acc"
+    headers = [*params, "selection val acc", "n", "confirmed val acc", "n", "epoch", test_header, "params", "time (s)"]
     table = [
         [
             *(_cell(r[p]) for p in params),
-            f"{100 * r['val_acc_mean']:.2f} ± {100 * r['val_acc_std']:.2f}"
-            if r["val_acc_std"] is not None
-            else f"{100 * r['val_acc_mean']:.2f}",
+            _acc(r["val_acc_mean"], r["val_acc_std"]),
             str(r["n"]),
-            f"{100 * r['test_acc_mean']:.2f}" if r["test_acc_mean"] is not None else "-",
-            _cell(r["best_epoch"]),
+            _acc(r["confirm_val_acc_mean"], r["confirm_val_acc_std"]),
+            str(r["confirm_n"]),
+            _cell(r["epoch"]),
+            "sealed" if r["test_acc_mean"] is None and not show_test else _acc(r["test_acc_mean"], r["test_acc_std"]),
             _cell(r["params"]),
             _cell(round(r["time_s"] or 0)),
         ]

@@ -5,6 +5,10 @@ workers claim them one by one with an atomic WAITING -> RUNNING transition, so N
 storage never run a trial twice (Optuna's GridSampler does, under concurrency). Heartbeats let
 a killed worker's trial be failed and retried; a study re-run retries failed trials up to
 `max_retries`. Each trial is one `train()` run in OUT_DIR/studies/<study>/trial-NNNN.
+
+The confirmation trials (spec.py) are queued once no selection trial is queued or running, by
+whichever process sees it first, under the study lock; a worker leaves only when nothing is queued
+and nothing is left to confirm. Failed trials of either stage are retried by the next `study run`.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from pathlib import Path
 from ..errors import ConfigError, NewslabError
 from . import storage as store
 from .results import StudyResult, status_line, study_results
-from .spec import StudySpec
+from .spec import StudySpec, TrialPlan
 
 
 # ------------------------------------------------------------------- creating a study
@@ -44,11 +48,21 @@ def resolve_spec(spec: StudySpec, storage) -> StudySpec:
     return resolved
 
 
-def prepare_study(spec: StudySpec, storage, out_dir: str | Path, new_name: str | None = None):
+def prepare_study(
+    spec: StudySpec,
+    storage,
+    out_dir: str | Path,
+    new_name: str | None = None,
+    threads: int | None = None,
+    default_threads: int | None = None,
+):
     """Create the study (or load it if the same spec already ran) and queue its missing trials.
 
     Refuses a changed spec under an existing name. Re-queues each failed point x seed up to
     `max_retries` times; completed trials are never re-run. Returns (optuna study, trials queued).
+    The torch threads per trial (`threads`, else `default_threads`) are recorded at creation and hold for
+    every later worker, so a study's numbers do not depend on how many workers ran it; a different
+    `threads` later is refused.
     Processes preparing one study at once take turns (`study_lock`): it is created, its spec
     recorded and each trial queued once, whichever process gets there first.
     """
@@ -61,6 +75,7 @@ def prepare_study(spec: StudySpec, storage, out_dir: str | Path, new_name: str |
         "spec": spec.to_dict(),
         "out_dir": str(Path(out_dir).resolve()),
         "created": time.time(),
+        "threads": threads or default_threads,
         "spec_digest": spec.digest,  # last: a study with a digest has all of its attributes
     }
     where = f"study {spec.name!r}: "
@@ -80,24 +95,67 @@ def prepare_study(spec: StudySpec, storage, out_dir: str | Path, new_name: str |
                     f"study {spec.name!r} already exists in {store.mask_url(storage.url)} with a different spec; "
                     f"use --new-name NAME to run this spec as a new study"
                 )
-        TrialState = store.trial_states()
-        by_key: dict[str | None, list] = {}
-        for trial in study.get_trials(deepcopy=False):
-            by_key.setdefault(trial.user_attrs.get("key"), []).append(trial.state)
-        queued = 0
-        for plan in plans:
-            states = by_key.get(plan.key, [])
-            if any(s in (TrialState.COMPLETE, TrialState.WAITING, TrialState.RUNNING) for s in states):
-                continue
-            if states.count(TrialState.FAIL) > spec.max_retries:
-                continue
-            params = {**plan.point, **plan.nuisance, "seed": plan.seed}
-            study.enqueue_trial(
-                params, user_attrs={"key": plan.key, "point": plan.point, "nuisance": plan.nuisance, "seed": plan.seed}
-            )
-            queued += 1
+            _check_threads(spec.name, study, threads)
+        queued = _queue(study, plans, spec.max_retries) + _queue_confirmations(study, spec, storage)
         study.set_user_attr("ready", True)  # workers wait for this, so they never see half a queue
     return study, queued
+
+
+def _check_threads(name: str, study, threads: int | None) -> int | None:
+    """The study's recorded thread count; NewslabError if `threads` asks for another."""
+    recorded = study.user_attrs.get("threads")
+    if threads is not None and recorded is not None and threads != recorded:
+        raise NewslabError(
+            f"study {name!r} runs its trials with {recorded} thread(s) each (recorded at its creation); "
+            f"--threads {threads} would change its numbers: leave --threads out"
+        )
+    return recorded
+
+
+def _states_by_key(study) -> dict[str | None, list]:
+    by_key: dict[str | None, list] = {}
+    for trial in study.get_trials(deepcopy=False):
+        by_key.setdefault(trial.user_attrs.get("key"), []).append(trial.state)
+    return by_key
+
+
+def _queue(study, plans: list[TrialPlan], max_retries: int, retry_failed: bool = True) -> int:
+    """Enqueue each plan not complete, queued or running; one that failed is retried (`retry_failed`:
+    a `study run`, never a worker's loop) unless it failed more than `max_retries` times."""
+    TrialState = store.trial_states()
+    by_key = _states_by_key(study)
+    queued = 0
+    for plan in plans:
+        states = by_key.get(plan.key, [])
+        if any(s in (TrialState.COMPLETE, TrialState.WAITING, TrialState.RUNNING) for s in states):
+            continue
+        if states and not retry_failed or states.count(TrialState.FAIL) > max_retries:
+            continue
+        study.enqueue_trial({**plan.point, **plan.nuisance, "seed": plan.seed}, user_attrs=plan.attrs())
+        queued += 1
+    return queued
+
+
+def _queue_confirmations(study, spec: StudySpec, storage, retry_failed: bool = True) -> int:
+    """Queue the confirmation trials of what the selection chose, once no selection trial is queued or
+    running (the caller holds the study lock). A failed selection trial retried by a later `study run`
+    may change a choice: its confirmations are then queued anew, and results read only those of the
+    current choice (StudyResult.confirmation)."""
+    if not spec.confirm_seed_list:
+        return 0
+    TrialState = store.trial_states()
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.WAITING, TrialState.RUNNING)):
+        if trial.user_attrs.get("role", "select") == "select":
+            return 0  # the selection is still under way
+    return _queue(study, study_results(spec.name, storage).confirmation_plans(), spec.max_retries, retry_failed)
+
+
+def queue_confirmations(name: str, storage) -> int:
+    """A worker's call once nothing is queued: the confirmation trials the selection calls for, failed
+    ones left to the next `study run` (as failed selection trials are); returns how many were queued."""
+    with store.storage_errors(storage, f"study {name!r}: "), store.study_lock(storage, name):
+        study = store.load_study(name, storage)
+        return _queue_confirmations(study, StudySpec(**study.user_attrs["spec"]), storage, retry_failed=False)
 
 
 # ----------------------------------------------------------------------------- workers
@@ -129,13 +187,14 @@ def _set_up(study, trial, out_dir: Path, threads: int | None, log: Callable[[str
     attrs = trial.user_attrs
     for name in {**attrs["point"], **attrs["nuisance"]}:  # Optuna params, so the dashboard can plot them
         trial.suggest_categorical(name, spec.choices(name))
-    trial.suggest_categorical("seed", spec.seed_list)
+    trial.suggest_categorical("seed", [*spec.seed_list, *spec.confirm_seed_list])
     config = spec.config(
         attrs["point"],
         attrs["nuisance"],
         attrs["seed"],
+        attrs.get("stop_epoch"),
         out_dir=str(out_dir),
-        threads=threads or spec.fixed.get("threads"),
+        threads=threads,
     )
     run_dir = out_dir / "studies" / study.study_name / f"trial-{trial.number:04d}"
     trial.set_user_attr("run_dir", str(run_dir))
@@ -226,7 +285,10 @@ def _run_trial(study, trial_id: int, out_dir: Path, threads: int | None, log: Ca
                 return
             assert result.best_val_accuracy is not None  # a completed run has it
             predictions = RunFolder(run_dir).predictions()
-            trial.set_user_attr("test_predictions", predictions["test"])  # per-example, for paired tests
+            trial.set_user_attr("test_predictions", predictions["test"])
+            # per validation row, right or wrong: the paired tests of the report compare runs row by row
+            right = zip(predictions["val"], predictions["val_labels"], strict=True)
+            trial.set_user_attr("val_correct", "".join("1" if p == y else "0" for p, y in right))
             study.tell(trial, result.best_val_accuracy)
 
         if not _unless_failed_meanwhile(study, trial, run_dir, log, completed):
@@ -234,11 +296,9 @@ def _run_trial(study, trial_id: int, out_dir: Path, threads: int | None, log: Ca
     if result.status != "completed":
         log(f"[{name}] trial {trial.number} failed: {result.reason}")
         return
-    assert result.best_val_accuracy is not None and result.test_accuracy is not None  # a completed run has both
-    log(
-        f"[{name}] trial {trial.number} done: val {100 * result.best_val_accuracy:.2f}% "
-        f"test {100 * result.test_accuracy:.2f}% ({result.wall_time_s:.0f} s)"
-    )
+    assert result.best_val_accuracy is not None  # a completed run has it
+    # no test accuracy here: it stays sealed until the final pick (`newslab study results`)
+    log(f"[{name}] trial {trial.number} done: val {100 * result.best_val_accuracy:.2f}% ({result.wall_time_s:.0f} s)")
 
 
 def run_worker(
@@ -264,6 +324,7 @@ def run_worker(
         store.set_stale_retries(study, study.user_attrs["spec"].get("max_retries", StudySpec.max_retries))
         # absolute, so the run folders recorded in the storage are found from any working directory
         out = Path(out_dir or study.user_attrs["out_dir"]).resolve()
+        threads = _check_threads(name, study, threads) or threads  # the study's own (older studies: the flag's)
         TrialState = store.trial_states()
         done = 0
         while True:
@@ -276,7 +337,12 @@ def run_worker(
                 done += 1
                 continue
             if not study.get_trials(deepcopy=False, states=(TrialState.RUNNING, TrialState.WAITING)):
-                return done
+                queued = queue_confirmations(name, storage)  # the selection is over: confirm what it chose
+                if queued:
+                    log(f"study {name}: selection finished; {queued} confirmation trial(s) queued on fresh seeds")
+                elif not study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+                    return done
+                continue
             time.sleep(poll_s)  # others are running: wait, and take over their trials if they die
 
 
@@ -297,8 +363,9 @@ def run_study(
 ) -> StudyResult:
     """Create or resume a study and run it to the end with `workers` local worker processes.
 
-    Each worker gets cores // workers torch threads, so N workers never oversubscribe the CPU.
-    Returns the StudyResult read back from storage.
+    A new study's trials get `threads` torch threads each (the spec's `threads`, else cores // workers,
+    so N workers do not oversubscribe the CPU), recorded with the study: a resumed study keeps its
+    count whatever `workers` is now. Returns the StudyResult read back from storage.
     """
     if workers < 1:
         raise ConfigError(f"--workers must be >= 1, got {workers}")
@@ -306,13 +373,14 @@ def run_study(
     url = storage_url or store.default_storage(out_dir)
     out_dir = Path(out_dir).resolve()  # recorded, and handed to workers: valid from any working directory
     storage = store.open_storage(url, heartbeat_interval, max_retry=spec.max_retries, create=True)
-    study, queued = prepare_study(spec, storage, out_dir, new_name)
+    wanted = threads or spec.fixed.get("threads")
+    study, queued = prepare_study(spec, storage, out_dir, new_name, wanted, max(1, _cores() // workers))
     name = study.study_name
-    log(f"study {name}: {queued} trial(s) queued | storage {store.mask_url(url)}")
+    per_worker = study.user_attrs.get("threads") or wanted or max(1, _cores() // workers)
+    log(f"study {name}: {queued} trial(s) queued | {per_worker} thread(s) per trial | storage {store.mask_url(url)}")
     if workers == 1:
-        run_worker(name, storage, out_dir, threads, log)
+        run_worker(name, storage, out_dir, per_worker, log)
     else:
-        per_worker = threads or max(1, _cores() // workers)
         command = [
             sys.executable,
             "-m",

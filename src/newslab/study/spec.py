@@ -1,8 +1,16 @@
 """Study specs: which settings are fixed, which vary (scientific, nuisance) and over which seeds.
 
 A spec names, in the tuning playbook's terms, `fixed` settings, `scientific` parameters (the
-grid), `nuisance` parameters (tuned per scientific point) and `seeds`. Every point x nuisance
-x seed is one trial; `StudySpec.config` turns one into the RunConfig it trains.
+grid), `nuisance` parameters (tuned per scientific point), `seeds` and `confirm_seeds`.
+
+A study runs in two stages, so that no verdict rests on the runs that chose:
+  selection     every point x nuisance x seed; per point the nuisance value (lr) and the epoch
+                with the best mean validation accuracy are chosen, and the best point overall;
+  confirmation  every point at its chosen nuisance value and epoch (`--stop-epoch`) on fresh
+                seeds (`confirm_seeds`, disjoint from `seeds`) and a fresh validation split
+                (`--split-seed` + 1); the report's estimates and verdicts are computed on these
+                runs only, so neither the seeds' luck nor the selection rows' luck is in them.
+`StudySpec.config` turns one trial into the RunConfig it trains.
 """
 
 from __future__ import annotations
@@ -18,13 +26,21 @@ from typing import Any
 from ..config import (
     ABLATIONS,
     BASELINE,
+    DataConfig,
     RunConfig,
     load_config_file,
     settable_in_studies,
 )
 from ..errors import ConfigError
 
-SPEC_FIELDS = ("name", "fixed", "scientific", "nuisance", "seeds", "base_study", "max_retries")
+SPEC_FIELDS = ("name", "fixed", "scientific", "nuisance", "seeds", "confirm_seeds", "base_study", "max_retries")
+CONFIRM_SEED_BASE = 1000  # `confirm_seeds: N` means seeds 1000..1000+N-1, never a selection seed
+# confirmation runs hold out another validation split (--split-seed + 1): the configuration was chosen
+# for fitting the selection split's rows, and would keep that advantage on them
+CONFIRM_SPLIT_OFFSET = 1
+# fields added after studies were first recorded: left out of the digest at their default, so a study
+# recorded before them resumes
+LATER_FIELDS = {"confirm_seeds": 0}
 SCALARS = (str, int, float, bool, type(None))  # the values a scientific or nuisance parameter takes
 
 
@@ -42,6 +58,7 @@ class StudySpec:
     scientific: dict[str, list] = field(default_factory=dict)
     nuisance: dict[str, list] = field(default_factory=dict)
     seeds: int | list[int] = 3
+    confirm_seeds: int | list[int] = 0
     base_study: str | None = None
     max_retries: int = 2
 
@@ -57,6 +74,18 @@ class StudySpec:
             and all(isinstance(s, int) for s in self.seeds)
         ):
             raise ConfigError(f"{where}: seeds must be a positive count or a non-empty list of integers")
+        if isinstance(self.confirm_seeds, bool) or not (
+            isinstance(self.confirm_seeds, int)
+            and self.confirm_seeds >= 0
+            or isinstance(self.confirm_seeds, list)
+            and all(isinstance(s, int) and not isinstance(s, bool) for s in self.confirm_seeds)
+        ):
+            raise ConfigError(f"{where}: confirm_seeds must be a count >= 0 or a list of integers")
+        shared = sorted(set(self.seed_list) & set(self.confirm_seed_list))
+        if shared:
+            raise ConfigError(
+                f"{where}: confirm_seeds {shared} are also selection seeds; confirmation needs fresh seeds"
+            )
         if not isinstance(self.max_retries, int) or self.max_retries < 0:
             raise ConfigError(f"{where}: max_retries must be an integer >= 0")
         for section in ("fixed", "scientific", "nuisance"):
@@ -93,12 +122,18 @@ class StudySpec:
     def seed_list(self) -> list[int]:
         return list(range(self.seeds)) if isinstance(self.seeds, int) else list(self.seeds)
 
+    @property
+    def confirm_seed_list(self) -> list[int]:
+        n = self.confirm_seeds
+        return list(range(CONFIRM_SEED_BASE, CONFIRM_SEED_BASE + n)) if isinstance(n, int) else list(n)
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @property
     def digest(self) -> str:
-        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
+        values = {k: v for k, v in self.to_dict().items() if k not in LATER_FIELDS or v != LATER_FIELDS[k]}
+        return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:16]
 
     def choices(self, name: str) -> list:
         """Every value a scientific or nuisance parameter takes in this spec."""
@@ -112,9 +147,22 @@ class StudySpec:
     def parameter_names(self, section: str) -> list[str]:
         return [n for key in getattr(self, section) for n in key.split(",")]
 
-    def config(self, point: dict, nuisance: dict, seed: int, **placement: Any) -> RunConfig:
-        """The RunConfig of one trial; `placement` adds where and how it runs (out_dir, threads)."""
-        values = {**self.fixed, **point, **nuisance, "seed": seed, **placement}
+    def config(
+        self, point: dict, nuisance: dict, seed: int, stop_epoch: int | None = None, **placement: Any
+    ) -> RunConfig:
+        """The RunConfig of one trial; `stop_epoch` makes it a confirmation run (that epoch, no early
+        stopping); `placement` adds where and how it runs (out_dir, threads)."""
+        # a placement left unset (None) keeps what the spec fixes
+        values = {
+            **self.fixed,
+            **point,
+            **nuisance,
+            "seed": seed,
+            **{k: v for k, v in placement.items() if v is not None},
+        }
+        if stop_epoch is not None:  # confirmation: the chosen epoch, on validation rows that did not choose
+            split = values.get("split_seed", DataConfig.split_seed) + CONFIRM_SPLIT_OFFSET
+            values.update(stop_epoch=stop_epoch, patience=None, split_seed=split)
         # a varied ablation overrides what the spec fixes or inherits (single_head over num_heads=8)
         return RunConfig.create(values, source=f"study {self.name}", explicit=())
 
@@ -137,10 +185,27 @@ class TrialPlan:
     point: dict
     nuisance: dict
     seed: int
+    stop_epoch: int | None = None  # set on confirmation trials: the epoch chosen on the selection runs
+
+    @property
+    def role(self) -> str:
+        return "select" if self.stop_epoch is None else "confirm"
 
     @property
     def key(self) -> str:
-        return f"{point_key(self.point)} | {point_key(self.nuisance)} | seed={self.seed}"
+        key = f"{point_key(self.point)} | {point_key(self.nuisance)} | seed={self.seed}"
+        return key if self.stop_epoch is None else f"{key} | epoch={self.stop_epoch}"
+
+    def attrs(self) -> dict[str, Any]:
+        """What a queued trial records of its plan (study_results reads it back)."""
+        return {
+            "key": self.key,
+            "point": self.point,
+            "nuisance": self.nuisance,
+            "seed": self.seed,
+            "role": self.role,
+            "stop_epoch": self.stop_epoch,
+        }
 
 
 def _product(grid: dict[str, list]) -> list[dict]:
@@ -156,33 +221,51 @@ def point_key(values: dict) -> str:
 
 
 # ---------------------------------------------------------------------------- presets
-def _seed_ablations(base: str, name: str, epochs: int, **extra: Any) -> dict:
+def _ablations(base: str, name: str, **fixed: Any) -> dict:
     # every registered ablation against the baseline, so a new ablation joins the presets by itself
     return {
         "name": name,
         "base_study": base,
-        "fixed": {"epochs": epochs, **extra},
+        "fixed": fixed,
         "scientific": {"ablation": [BASELINE, *ABLATIONS]},
     }
 
 
-_QUICK = {"train_limit": 1200, "num_layers": 1, "max_len": 64, "vocab_size": 2000, "batch_size": 32}
+# The quick preset: the whole training split, small one-layer models trained to a plateau (early
+# stopping on validation), a vocabulary large enough that few validation tokens are [UNK], few
+# selection seeds and three confirmation seeds: fewer, better trials than a wide grid of short runs.
+_QUICK = {"num_layers": 1, "max_len": 64, "vocab_size": 12000, "batch_size": 64, "epochs": 8, "patience": 2}
 PRESETS: dict[str, dict] = {
     "seed-grid": {
         "name": "seed-grid",
         "fixed": {"epochs": 3, "batch_size": 64},
-        "scientific": {"embed_dim,num_heads": [[64, 2], [128, 4], [256, 8]], "lr": [5e-4, 1e-3]},
+        "scientific": {"embed_dim,num_heads": [[64, 2], [128, 4], [256, 8]]},
+        "nuisance": {"lr": [5e-4, 1e-3]},  # each size at its own best lr (the tuning playbook)
+        "seeds": 2,
+        "confirm_seeds": 3,
     },
-    "seed-ablations": {**_seed_ablations("seed-grid", "seed-ablations", 3), "nuisance": {"lr": [5e-4, 1e-3]}},
+    # five confirmation seeds: with three, a Bonferroni-adjusted test over six ablations has about two
+    # degrees of freedom for the seed noise (docs/statistics.md)
+    "seed-ablations": {
+        **_ablations("seed-grid", "seed-ablations", epochs=3),
+        "nuisance": {"lr": [5e-4, 1e-3]},
+        "seeds": 2,
+        "confirm_seeds": 5,
+    },
     "quick-grid": {
         "name": "quick-grid",
-        "fixed": {"epochs": 2, **_QUICK},
-        # tiny models on 1200 rows need a higher lr than the seed grid's to learn in 2 epochs
-        "scientific": {"embed_dim,num_heads": [[32, 2], [64, 4]], "lr": [3e-3, 1e-2]},
+        "fixed": _QUICK,
+        "scientific": {"embed_dim,num_heads": [[64, 4], [128, 4]]},
+        # a decade apart: too slow, about right and unstable for both sizes, so the pick lies inside
+        "nuisance": {"lr": [3e-4, 3e-3, 3e-2]},
+        "seeds": 2,
+        "confirm_seeds": 3,
     },
     "quick-ablations": {
-        **_seed_ablations("quick-grid", "quick-ablations", 2, **_QUICK),
-        "nuisance": {"lr": [3e-3, 1e-2]},
+        **_ablations("quick-grid", "quick-ablations", **_QUICK),
+        "nuisance": {"lr": [1e-3, 3e-3, 1e-2]},
+        "seeds": 1,
+        "confirm_seeds": 3,
     },
 }
 
