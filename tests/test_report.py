@@ -144,7 +144,7 @@ def test_attention_rows_sum_to_one_over_real_tokens(studies) -> None:
 
 def test_best_model_numbers_agree_with_the_run(studies) -> None:
     best = best_run(results(studies))
-    assert best.trial.val_accuracy == max(t.val_accuracy for t in best.summary.trials)
+    assert best.trial.seed == min(t.seed for t in best.summary.trials)  # not picked by accuracy: no more choosing
     assert best.trial.role == "confirm" and best.trial.stop_epoch is not None  # a run that took no part in choosing
     cm = best.confusion()
     assert int(cm.sum()) == len(best.dataset.test) and cm.diag().sum() / cm.sum() == pytest.approx(

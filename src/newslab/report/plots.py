@@ -171,29 +171,48 @@ class Plotter:
         return self._save(fig, f"{result.name}-hyperparameters", f"{self.w['impact']}: {result.name} ({runs})")
 
     def lr_bars(self, result: StudyResult) -> FigureFile | None:
-        """Mean validation accuracy per lr at each model size (the original manual's catplot)."""
+        """Mean validation accuracy per lr at each model size (the original manual's catplot): the
+        confirmation runs of each (size, lr) point, or, where lr is chosen per size (a nuisance
+        parameter), the selection runs that chose it — every lr tried, at every size."""
         keys = self._roles(result)
-        if "lr" not in keys or len(keys) < 2 or not result.points():
+        chosen_per_size = "lr" in result.spec.parameter_names("nuisance")
+        if not result.points() or not (chosen_per_size and keys or "lr" in keys and len(keys) >= 2):
             return None
         x = next(k for k in keys if k != "lr")
-        frame = self._trials_frame(result)
+        lr_label = self.w.param("lr")
+        if chosen_per_size:
+            frame = pd.DataFrame(
+                {
+                    self.w.factor(x): self.w.factor_value(x, factor_value(s, x)),
+                    lr_label: self.w.factor_value("lr", (s.nuisance["lr"],)),
+                    "acc": 100 * t.val_accuracy,
+                }
+                for s in result.summaries()
+                for t in s.trials
+                if t.val_accuracy is not None
+            )
+            lr_order = [self.w.factor_value("lr", (v,)) for v in result.spec.choices("lr")]
+            runs = self.w["runs_select"]
+        else:
+            frame = self._trials_frame(result)  # its lr column is labelled w.factor("lr") == w.param("lr")
+            lr_order = self._levels(result, "lr")
+            runs = self.w[self._estimates(result)[1]]
         fig, ax = self._figure(6.4, 4.0)
         sns.barplot(
             data=frame,
             x=self.w.factor(x),
             y="acc",
-            hue=self.w.param("lr"),
+            hue=lr_label,
             errorbar=pct_errorbar,
             capsize=0.1,
             ax=ax[0, 0],
             order=self._levels(result, x),
-            hue_order=self._levels(result, "lr"),
+            hue_order=lr_order,
         )
-        low, high = errorbar_span(frame, [self.w.factor(x), self.w.param("lr")])  # never cut an error bar
+        low, high = errorbar_span(frame, [self.w.factor(x), lr_label])  # never cut an error bar
         ax[0, 0].set_ylim(max(0.0, low - 5), min(100.0, high + 3))
         ax[0, 0].set_ylabel(f"{self.w['val_acc']} (%)")
         ax[0, 0].set_title(result.name)
-        runs = self.w[self._estimates(result)[1]]
         return self._save(fig, f"{result.name}-lr", f"{self.w['lr']} × {self.w.factor(x)}: {result.name} ({runs})")
 
     def learning_curves(self, result: StudyResult) -> FigureFile | None:
