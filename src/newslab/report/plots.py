@@ -191,7 +191,7 @@ class Plotter:
                 for t in s.trials
                 if t.val_accuracy is not None
             )
-            lr_order = [self.w.factor_value("lr", (v,)) for v in result.spec.choices("lr")]
+            lr_order: list[str] | None = [self.w.factor_value("lr", (v,)) for v in result.spec.choices("lr")]
             runs = self.w["runs_select"]
         else:
             frame = self._trials_frame(result)  # its lr column is labelled w.factor("lr") == w.param("lr")
