@@ -133,11 +133,12 @@ class StudyResult:
             counts[keys[t.state]] += 1
         return counts
 
-    def summaries(self, role: str = "select") -> list[Summary]:
-        """Every (point, nuisance) combination with its completed seeds of one role, in spec order."""
+    def summaries(self) -> list[Summary]:
+        """Every (point, nuisance) combination with its completed selection seeds, in spec order (the
+        confirmation runs are read through `confirmation`)."""
         groups: dict[tuple[str, str], Summary] = {}
         for t in self.trials:
-            if t.state == "COMPLETE" and t.role == role:
+            if t.state == "COMPLETE" and t.role == "select":
                 key = config_key(t.point, t.nuisance)
                 groups.setdefault(key, Summary(t.point, t.nuisance, [])).trials.append(t)
         return list(groups.values())
