@@ -3,21 +3,28 @@
     python benchmarks/accuracy.py --data-dir ../shared/data/ag_news_mini --group default
     python benchmarks/accuracy.py --data-dir ../shared/data/ag_news_mini --group tokenizer
     python benchmarks/accuracy.py --data-dir ../shared/data/ag_news_mini --group choice
+    python benchmarks/accuracy.py --data-dir ../shared/data/ag_news_mini --group classical
 
 Each variant is a set of RunConfig changes from the defaults; every variant runs with the
-same seeds. Selection uses validation accuracy; test accuracy is reported alongside.
+same seeds. Selection uses validation accuracy; test accuracy is reported alongside. The group
+`classical` fits the report's classical baselines (newslab.report.classical) instead: each model's C
+chosen on the validation rows of --split-seed, refitted on those of --split-seed + 1 (a study's
+confirmation split).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import statistics
 import tempfile
 import time
 
-from newslab.config import RunConfig
+from newslab.config import DataConfig, RunConfig
 from newslab.data import cache_dir, load_dataset
+from newslab.report.classical import fit_baselines
+from newslab.study.spec import CONFIRM_SPLIT_OFFSET
 from newslab.train import train
 
 GROUPS = {
@@ -47,10 +54,31 @@ def mean_std(xs: list[float]) -> str:
     )
 
 
+def classical(data_dir: str, split_seed: int) -> None:
+    """The classical baselines' chosen C, accuracies and fitting time (no cache: timed every time)."""
+    selection = DataConfig(data_dir=data_dir, split_seed=split_seed)
+    confirmation = dataclasses.replace(selection, split_seed=split_seed + CONFIRM_SPLIT_OFFSET)
+    baselines = fit_baselines(selection, confirmation)
+    rows = baselines.rows
+    print(
+        f"C chosen on split seed {split_seed}'s validation rows; refitted on split seed {confirmation.split_seed}'s "
+        f"{rows['train']} training rows, scored on its {rows['val']} validation rows and {rows['test']} test rows"
+    )
+    print(f"{'model':14s} {'C':>6s} {'selection val':>14s} {'confirm val':>12s} {'test':>7s} {'refit s':>8s}  C tried")
+    for f in baselines.fits:
+        tried = ", ".join(f"{C:g}: {100 * acc:.2f}" for C, acc in f.selection)
+        print(
+            f"{f.model:14s} {f.C:6g} {100 * f.selection_accuracy:14.2f} {100 * f.val_accuracy:12.2f} "
+            f"{100 * f.test_accuracy:7.2f} {f.fit_s:8.1f}  {tried}"
+        )
+    print(f"best by selection accuracy: {baselines.best.model}; both splits, every C: {baselines.seconds:.1f} s")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-dir", required=True)
-    parser.add_argument("--group", choices=GROUPS, default="default")
+    parser.add_argument("--group", choices=[*GROUPS, "classical"], default="default")
+    parser.add_argument("--split-seed", type=int, default=0, help="group classical: the selection split's seed")
     parser.add_argument(
         "--variant",
         action="append",
@@ -61,6 +89,9 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--threads", type=int)
     args = parser.parse_args()
+    if args.group == "classical":
+        classical(args.data_dir, args.split_seed)
+        return
     variants = dict(GROUPS[args.group])
     for item in args.variant:
         name, _, changes = item.partition("=")

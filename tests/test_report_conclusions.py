@@ -9,9 +9,9 @@ import pytest
 
 from newslab.report import context, write_report
 from newslab.report import effects as fx
-from newslab.report.conclusions import conclusions
+from newslab.report.conclusions import claim_bullets, conclusions
 from newslab.report.i18n import Words
-from newslab.report.render import Bullets, Para, Table
+from newslab.report.render import Bullets, Document, Para, Section, Table, to_html, to_markdown
 from newslab.report.sections import ablation_section
 from newslab.report.stats import TestResult as Paired
 from newslab.report.stats import Untested
@@ -145,10 +145,9 @@ def test_joint_factors_are_not_separated_and_say_so_once() -> None:
     claims = conclusions([result])
     factor = by_subject(claims, "factor")["embed_dim,num_heads"]
     assert "64/4 (best on the selection runs) against 32/2" in factor.text and "one factor" in factor.text
-    relation = by_subject(claims, "relation")
-    assert list(relation) == ["joint"] and relation["joint"].verdict == "untested"
-    assert "varied together in this grid (32/2, 64/4), so their effects cannot be separated" in relation["joint"].text
-    assert sum("cannot be separated" in c.text or "cannot be told apart" in c.text for c in claims) == 1
+    assert factor.text.startswith("embed_dim and heads vary together in this grid (64/4, 32/2), so the effect")
+    assert by_subject(claims, "relation") == {}  # the factor's claim says it; no second sentence repeats it
+    assert sum("together" in c.text or "cannot be" in c.text for c in claims) == 1
 
 
 def test_too_few_confirmation_seeds_leave_every_comparison_untested_and_say_why(tmp_path: Path) -> None:
@@ -358,7 +357,7 @@ def test_warnings_name_the_edge_the_last_epoch_and_the_seeds() -> None:
         "lie beyond it: widen the grid towards lower values."
     )
     assert warnings["edge/last_epoch"].text == (
-        "edge: the chosen epoch (3) is the last one trained (epochs: 3), so the validation curve may still be "
+        "edge: the chosen epoch (3) is the last one trained (`epochs: 3`), so the validation curve may still be "
         "rising: train longer."
     )
     assert re.fullmatch(
@@ -436,3 +435,16 @@ def test_untested_reasons_are_worded_in_both_languages() -> None:
         for lang in ("en", "zh"):
             words = Words(lang).reason(Untested(reason).reason)
             assert words and "{" not in words and "reason_" not in words
+
+
+def test_the_ablation_ranking_is_one_claim_with_its_components_nested_under_it() -> None:
+    result = ablations("a", {"no_pe": 0.08})
+    bullets = claim_bullets(conclusions([result]))
+    at = next(i for i, item in enumerate(bullets.items) if str(item).startswith("Components ranked"))
+    nested = bullets.items[at + 1]
+    assert isinstance(nested, Bullets) and len(nested.items) == len(fx.ablation_effects(result).effects)
+    assert all(isinstance(item, str) for item in bullets.items[at + 2 :])  # the summary is top-level again
+    doc = Document("t", "en", [Section("conclusions", "Conclusions", [bullets])])
+    markdown, html = to_markdown(doc, Path(".")), to_html(doc)
+    assert f"\n  - {EN.ablation('no_pe')}: " in markdown and markdown.count("\n  - ") == len(nested.items)
+    assert re.search(r"<li>Components ranked[^<]*<ul><li>no positional encoding: ", html)

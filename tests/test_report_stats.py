@@ -6,6 +6,8 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from scipy import stats as sps
 
 from newslab.report.stats import (
@@ -157,3 +159,11 @@ def test_bonferroni_interval_excludes_zero_exactly_when_the_adjusted_p_is_below_
         assert t.significant == (t.low > 0 or t.high < 0) == (alone.p * k < ALPHA), k
     # the family sizes above reach both verdicts: the agreement is not free
     assert crossed_test(d, 1).significant and not crossed_test(d, 29).significant
+
+
+@given(st.lists(st.floats(0.0, 1.0), min_size=2, max_size=6))
+def test_an_accuracy_interval_cut_to_its_range_is_the_t_interval_inside_it(accuracies: list[float]) -> None:
+    free, cut = mean_interval(accuracies), mean_interval(accuracies, within=(0.0, 1.0))
+    assert free is not None and cut is not None and free.low is not None and free.high is not None
+    assert cut.low == max(free.low, 0.0) and cut.high == min(free.high, 1.0)
+    assert 0.0 <= cut.low <= cut.mean <= cut.high <= 1.0 and (cut.mean, cut.std) == (free.mean, free.std)

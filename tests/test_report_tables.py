@@ -116,6 +116,10 @@ def test_ablation_intervals_exclude_zero_exactly_when_the_verdict_is_significant
         assert row[w["n_confirm"]] == "5" and all(t.role == "confirm" for t in e.comparison.a.trials)
     assert {e.comparison.verdict for e in found.effects} == {"significant", "inconclusive"}
     assert "★" not in str(table.rows)  # no variant is marked as chosen
+    # the table lists the variants in the spec's order, as the figure beside it does (the ranking is in the conclusions)
+    spec_order = [n for n in result.spec.choices("ablation") if n != "none"]
+    assert [row[0] for row in table.rows[1:]] == [w.ablation(n) for n in spec_order]
+    assert sorted(drops, key=spec_order.index) != sorted(drops, key=drops.get, reverse=True)  # orders that differ
     # the data has a difference an unadjusted test would call real: the agreement above is not free
     assert any(
         fx.test_of(fx.differences(e.comparison.a, e.comparison.b), 1).significant

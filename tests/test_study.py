@@ -5,15 +5,20 @@ import csv
 import io
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+import report_synthetic
 from newslab.cli import main
 from newslab.config import NewslabError
 from newslab.errors import ConfigError
@@ -32,7 +37,7 @@ from newslab.study import (
     status_line,
     study_results,
 )
-from newslab.study.results import chosen_epoch
+from newslab.study.results import StudyResult, chosen_epoch, study_progress, trial_line, trial_position
 
 TINY = {
     "epochs": 1,
@@ -380,7 +385,7 @@ def test_kill_9_mid_trial_then_rerun_finishes_without_duplicates(tmp_path: Path,
     assert by_number[killed[0].number].state == "FAIL"  # the killed attempt is failed, not counted ...
     assert after.counts()["complete"] == 3  # ... and retried
     assert set(completed_keys("tiny", storage).values()) == {1}
-    assert sum(out.count(f"trial {n} done") for n in done_first) == 0
+    assert sum(out.count(f"(#{n}) done") for n in done_first) == 0 and ") done" in out  # others were done
     assert all(
         Path(t.run_dir, "final.json").is_file()
         and json.loads(Path(t.run_dir, "final.json").read_text())["status"] == "completed"
@@ -405,7 +410,7 @@ def test_status_and_results_commands(tmp_path: Path, data_dir: Path, capsys) -> 
     assert main(["study", "status", "tiny", "--storage", url]) == 0
     assert "4/4 complete, 0 running, 0 failed, 0 waiting" in capsys.readouterr().out
     assert main(["study", "results", "tiny", "--storage", url, "--format", "markdown"]) == 0
-    assert capsys.readouterr().out.startswith("| embed_dim | num_heads | lr |")
+    assert capsys.readouterr().out.startswith("| embed_dim | heads | lr |")  # the report's names
     assert main(["study", "status", "missing", "--storage", url]) == 2
     assert "study 'missing' not found" in capsys.readouterr().err
 
@@ -414,14 +419,105 @@ def test_a_study_run_shows_its_progress_and_the_clock_stops_when_done(tmp_path: 
     lines: list[str] = []
     spec = tiny_spec(data_dir, seeds=1, scientific={"lr": [1e-3, 3e-3]})
     result = run_study(spec, storage_url=f"sqlite:///{tmp_path / 's.db'}", out_dir=tmp_path, log=lines.append)
-    progress = [line for line in lines if line.startswith("tiny: ")]
-    assert progress[0].startswith("tiny: 0/2 complete, 1 running") and "| left ~unknown" in progress[0]
-    assert progress[1].startswith("tiny: 1/2 complete, 1 running") and "| left ~" in progress[1]
-    trials = [line for line in lines if line.startswith("[tiny] trial") and line.endswith("...")]
-    assert trials == ["[tiny] trial 0: lr=0.001 | seed=0 ...", "[tiny] trial 1: lr=0.003 | seed=0 ..."]  # no "| - |"
+    trials = [re.sub(r"elapsed [\d.]+ min", "elapsed T", line) for line in lines if line.startswith("[tiny] trial")]
+    # each line: the trial's place among all the study's, its settings (no "| - |" for an empty part) or outcome
+    assert (
+        trials[0] == "[tiny] trial 1/2 (#0) started: lr 0.001, seed 0 | 0/2 complete | elapsed T | study left ~unknown"
+    )
+    assert re.fullmatch(
+        r"\[tiny\] trial 1/2 \(#0\) done: val [\d.]+% in \d+ s \| 1/2 complete \| elapsed T \| study left ~[\d.]+ min",
+        trials[1],
+    )
+    assert trials[2].startswith(
+        "[tiny] trial 2/2 (#1) started: lr 0.003, seed 0 | 1/2 complete | elapsed T | study left ~"
+    )
+    assert re.fullmatch(
+        r"\[tiny\] trial 2/2 \(#1\) done: .* \| 2/2 complete \| elapsed T \| study left ~0 min", trials[3]
+    )
     ended = max(t.finished for t in result.trials)
     later = status_line(result, now=ended + 3600)  # read an hour after the study ended
-    assert later == status_line(result, now=ended) and later.endswith("| left ~0 min")
+    assert later == status_line(result, now=ended) and later.endswith("| study left ~0 min")
+
+
+def test_a_trial_line_places_the_trial_among_all_of_the_studys_trials() -> None:
+    spec = StudySpec(name="s", scientific={"lr": [1e-3, 3e-3]}, seeds=2)
+
+    def record(number: int, state: str, lr: float, seed: int, **kw) -> TrialRecord:
+        return TrialRecord(number, state, {"lr": lr}, {}, seed, **kw)
+
+    trials = [
+        record(0, "COMPLETE", 1e-3, 0, val_accuracy=0.8, wall_time_s=60.0, finished=100.0),
+        record(1, "FAIL", 1e-3, 1),
+        record(2, "RUNNING", 3e-3, 0),
+        record(3, "WAITING", 3e-3, 1),
+        record(4, "RUNNING", 1e-3, 1),  # the retry of trial 1: one trial of the study, started second
+    ]
+    result = StudyResult("s", spec, trials, created=0.0)
+    assert [trial_position(result, n) for n in (0, 1, 2, 3, 4)] == [1, 2, 3, 4, 2]
+    assert study_progress(result) == (1, 4)  # the failed attempt and its running retry: one trial, not ended
+    # 1 waiting + 2 running trials of 60 s each, two at a time: 1.5 min left; 10 min since the study began
+    line = trial_line(result, 4, "started: lr 0.001, seed 1", now=600.0)
+    assert line == (
+        "[s] trial 2/4 (#4) started: lr 0.001, seed 1 | 1/4 complete | elapsed 10.0 min | study left ~1.5 min"
+    )
+
+
+def _replayed(study: StudyResult, ended: int, retried: int | None = None) -> StudyResult:
+    """`study` (finished) as it stood after its first `ended` trials: the next one running, the rest of its
+    stage waiting, the confirmations in storage only once the selection has ended; trial `retried` failed
+    once first (its failed attempt is an earlier trial, its retry queued in its place)."""
+    selection = sum(t.role == "select" for t in study.trials)
+    shown = study.trials if ended >= selection else study.trials[:selection]
+    states = ["COMPLETE"] * ended + ["RUNNING"] + ["WAITING"] * len(shown)
+    trials = [replace(t, state=s) for t, s in zip(shown, states)]
+    if retried is not None and retried < len(trials):
+        failed = replace(trials[retried], number=-1, state="FAIL", val_accuracy=None, finished=None)
+        trials.insert(0, failed)
+    return StudyResult(study.name, study.spec, trials, created=0.0)
+
+
+@pytest.mark.parametrize("retried", [None, 0, 5])
+def test_a_studys_total_holds_still_from_its_first_trial_through_its_confirmations(retried: int | None) -> None:
+    study = report_synthetic.grid("g", lambda p, n: 0.8, seeds=2, confirm=3)
+    selection = sum(t.role == "select" for t in study.trials)
+    total = len(study.trials)  # every selection plan, then every point on each confirmation seed
+    assert 0 < selection < total
+    lines = []
+    for ended in range(total + 1):
+        now = _replayed(study, ended, retried)
+        assert study_progress(now) == (ended, total)  # the failed attempt and its retry count once
+        if ended < total:
+            running = next(t.number for t in now.trials if t.state == "RUNNING")
+            lines.append(trial_line(now, running, "started", now=10.0))
+    assert all(f" | {k}/{total} complete | " in line for k, line in enumerate(lines))
+    # the last selection trial knows the confirmations are ahead: its study is not over
+    assert f"trial {selection}/{total} " in lines[selection - 1] and "study left ~0 min" not in lines[selection - 1]
+    assert status_line(_replayed(study, total), now=10.0).endswith("| study left ~0 min")
+
+
+attempt_histories = st.tuples(st.integers(0, 2), st.sampled_from(["COMPLETE", "FAIL", "RUNNING", "WAITING", None]))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.data(), st.booleans())
+def test_a_trial_ends_once_whatever_its_attempts(data, confirming: bool) -> None:
+    """Each plan: some failed attempts, then its last (none: never started); the selection ended (complete)
+    before any confirmation is queued. A plan has ended when its last attempt completed or failed."""
+    study = report_synthetic.grid("g", lambda p, n: 0.8, seeds=2, confirm=2)
+    selection = [t for t in study.trials if t.role == "select"]
+    stage = [t for t in study.trials if t.role == "confirm"] if confirming else selection
+    histories = data.draw(st.lists(attempt_histories, min_size=len(stage), max_size=len(stage)))
+    if not confirming and all(last not in ("RUNNING", "WAITING") for _, last in histories):
+        histories[0] = (histories[0][0], "RUNNING")  # the selection under way
+    trials = list(selection) if confirming else []
+    for plan, (failures, last) in zip(stage, histories):
+        attempts = ["FAIL"] * failures + ([last] if last else [])
+        trials += [replace(plan, number=len(trials) + i, state=state) for i, state in enumerate(attempts)]
+    done, total = study_progress(StudyResult("g", study.spec, trials))
+    assert total == len(study.trials)
+    ended_before = len(selection) if confirming else 0
+    assert done == ended_before + sum(bool(failures and not last) or last in ("COMPLETE", "FAIL")
+                                      for failures, last in histories)  # fmt: skip
 
 
 def test_study_run_takes_the_data_folder_as_a_flag(tmp_path: Path, data_dir: Path, monkeypatch) -> None:

@@ -626,7 +626,7 @@ def test_a_trial_failed_as_stale_while_finishing_is_one_line_and_the_worker_goes
     assert run_worker("tiny", storage, tmp_path, log=lines.append) == 2
     run_dir = tmp_path / "studies" / "tiny" / "trial-0000"
     assert f"[tiny] trial 0 was failed as stale meanwhile; its run is kept in {run_dir}" in lines
-    assert not any("trial 0 done" in line for line in lines) and any("trial 1 done" in line for line in lines)
+    assert not any("(#0) done" in line for line in lines) and any("(#1) done" in line for line in lines)
     assert states(url) == ["FAIL", "COMPLETE"]
     assert RunFolder(run_dir).final()["status"] == "completed"
     assert events == ["heartbeat stops", "tell", "heartbeat stops"]  # the heartbeat outlives each `tell`

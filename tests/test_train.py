@@ -178,6 +178,7 @@ def test_epoch_line_keeps_the_old_scripts_format() -> None:
     line = train_mod.epoch_line(2, 5, row)
     assert line.endswith("Val loss: 0.2345, Acc: 91.23%") and line.count(",") == 1
     assert "train loss 0.4123 (smoothed; plain 0.3012)" in line
+    assert "| mean lr 1.00e-03 |" in line  # the epoch's mean (EpochStats.lr), said so: a decay must not read as a rise
     assert line.split(",")[1].strip() == "Acc: 91.23%"
     assert float(line.split(",")[1].split(":")[1].strip().rstrip("%")) == 91.23
 

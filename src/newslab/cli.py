@@ -281,6 +281,7 @@ def add_report_commands(sub) -> None:
 
     def cmd_report(args: argparse.Namespace) -> int:
         from .report import build_report
+        from .report.attention import SampleChoice
 
         files = build_report(
             args.studies,
@@ -289,6 +290,7 @@ def add_report_commands(sub) -> None:
             report_dir=args.report_dir,
             lang=args.lang,
             data_dir=args.data_dir,
+            sample=SampleChoice(args.attention_sample, args.attention_class),
         )
         notes = [
             c.text for c in files.claims if (c.topic == "caveat" and c.verdict == "untested") or c.topic == "warning"
@@ -299,6 +301,7 @@ def add_report_commands(sub) -> None:
 
     def cmd_manual(args: argparse.Namespace) -> int:
         from .manual import run_manual
+        from .report.attention import SampleChoice
 
         outcome = run_manual(
             args.preset,
@@ -308,6 +311,7 @@ def add_report_commands(sub) -> None:
             lang=args.lang,
             workers=args.workers,
             threads=args.threads,
+            sample=SampleChoice(args.attention_sample, args.attention_class),
         )
         return 1 if outcome.failed else 0
 
@@ -329,6 +333,19 @@ def add_report_commands(sub) -> None:
             metavar="DIR",
             help="the data folder, when not the one recorded in the runs "
             "(default: $NEWSLAB_DATA_DIR, else data/ag_news)",
+        )
+        sample = p.add_mutually_exclusive_group()
+        sample.add_argument(
+            "--attention-sample",
+            type=int,
+            metavar="INDEX",
+            help="the validation row the attention maps show (default: the first correctly classified row of "
+            "a readable length with the fewest [UNK])",
+        )
+        sample.add_argument(
+            "--attention-class",
+            metavar="NAME",
+            help="show the first such row of this true class instead (a name from the data's classes.txt)",
         )
 
     p = sub.add_parser("report", help="tables, plots, attention maps and conclusions of finished studies")

@@ -463,7 +463,21 @@ def _check_train_classes(path: Path, labels: list[int], class_names: list[str]) 
         )
 
 
-def _build_dataset(data_dir: Path, config: DataConfig, digests: dict, settings: dict, key: str) -> Dataset:
+@dataclass
+class SplitRows:
+    """The rows every model of a DataConfig trains on (train), chooses on (val) and is tested on (test)."""
+
+    train: Split
+    val: Split
+    test: Split
+    class_names: list[str]
+    source_rows: int  # rows of train.csv, before the validation split and --train-limit
+
+
+def split_rows(data_dir: Path, config: DataConfig) -> SplitRows:
+    """train.csv split into training and validation rows (stratified by `split_seed`, `train_limit`
+    applied) and test.csv's rows, texts normalized as `config` says: the Transformer's rows and the
+    classical baselines' (report/classical.py) alike."""
     class_names = read_classes(data_dir / "classes.txt")
     train_path = data_dir / "train.csv"
     full = read_split(train_path, len(class_names), config.normalize)
@@ -479,7 +493,13 @@ def _build_dataset(data_dir: Path, config: DataConfig, digests: dict, settings: 
             )
         keep = stratified_subset([full.labels[i] for i in train_idx], config.train_limit, config.split_seed)
         train_idx = [train_idx[i] for i in keep]
-    train, val = subset(full, train_idx), subset(full, val_idx)
+    return SplitRows(subset(full, train_idx), subset(full, val_idx), test, class_names, len(full.labels))
+
+
+def _build_dataset(data_dir: Path, config: DataConfig, digests: dict, settings: dict, key: str) -> Dataset:
+    parts = split_rows(data_dir, config)
+    train, val, test, class_names = parts.train, parts.val, parts.test, parts.class_names
+    train_path = data_dir / "train.csv"
     tokenizer = train_tokenizer(train.texts, config.tokenizer, config.vocab_size, config.min_freq)
     if tokenizer.vocab_size <= len(SPECIAL_TOKENS):
         raise DataError(
@@ -492,7 +512,7 @@ def _build_dataset(data_dir: Path, config: DataConfig, digests: dict, settings: 
         "files": {
             name: {**digests[name], "rows": rows}
             for name, rows in (
-                ("train.csv", len(full.labels)),
+                ("train.csv", parts.source_rows),
                 ("test.csv", len(test.labels)),
                 ("classes.txt", len(class_names)),
             )

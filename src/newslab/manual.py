@@ -2,7 +2,8 @@
 
 Baseline run -> grid study -> ablation study at the grid's best configuration -> attention
 analysis of the selected model -> report. The CLI and notebooks/transformer_manual.ipynb call
-these same functions, step by step or all at once with `run_manual`.
+these same functions, step by step or all at once with `run_manual`; what to run after the
+report (the follow-up specs, the original manual's TODO list) is manual_next.py's.
 
 Resuming: the studies live in Optuna storage, so a re-run only runs the trials that are not
 complete; the baseline run has a fixed folder, which is not run again once it holds a completed
@@ -14,16 +15,19 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from .config import RunConfig, data_dir_default, settable_in_studies
 from .errors import ConfigError, NewslabError
 from .report import ReportFiles, build_report
-from .report.attention import AttentionAnalysis, analyse_run
+from .report.attention import AttentionAnalysis, SampleChoice, analyse_run, compared_run
 from .report.bestmodel import best_run
+from .report.i18n import Reason, Words
 from .runs import RunResult, finished_result, run_path
-from .study import StudyResult, StudySpec, default_storage, load_spec, run_study
+from .study import StudyResult, StudySpec, default_storage, load_spec, open_storage, run_study, study_results
+from .study.results import study_progress
 from .train import train
 
 Log = Callable[[str], None]
@@ -61,6 +65,7 @@ class ManualPlan:
     data_dir: str | None = None
     workers: int = 1
     threads: int | None = None
+    sample: SampleChoice = field(default_factory=SampleChoice)  # the attention section's validation row
 
     @property
     def baseline_dir(self) -> Path:
@@ -74,7 +79,8 @@ class ManualPlan:
     def command(self) -> str:
         data_dir = self.data_dir or os.environ.get("NEWSLAB_DATA_DIR")
         data = f"NEWSLAB_DATA_DIR={data_dir} " if data_dir else ""
-        return f"{data}newslab manual --preset {self.preset} --out-dir {self.out_dir} --lang {self.lang}"
+        where = f"--out-dir {self.out_dir} --lang {self.lang}{self.sample.flags()}"
+        return f"{data}newslab manual --preset {self.preset} {where}"
 
 
 def _with(spec: StudySpec, **changes) -> StudySpec:
@@ -90,6 +96,7 @@ def manual_plan(
     lang: str = "en",
     workers: int | None = None,
     threads: int | None = None,
+    sample: SampleChoice | None = None,
 ) -> ManualPlan:
     """What `newslab manual --preset PRESET` runs, without running anything."""
     if preset not in MANUAL_PRESETS:
@@ -123,47 +130,98 @@ def manual_plan(
         str(data_dir) if data_dir else None,
         workers or p.workers,
         threads or p.threads,
+        sample or SampleChoice(),
     )
 
 
-def run_baseline(plan: ManualPlan, log: Log = print) -> RunResult:
+def run_baseline(plan: ManualPlan, log: Log = print, progress: bool = False) -> RunResult:
     """Train the baseline, unless its folder holds a completed run of the same settings (execution
-    settings aside); an unfinished or different run there is replaced."""
+    settings aside); an unfinished or different run there is replaced. `progress`: a bar over each
+    epoch's batches (tqdm.auto: a widget in Jupyter) instead of timed progress lines."""
     done = finished_result(plan.baseline_dir, plan.baseline)
     if done is not None:
         log(f"baseline: already completed in {plan.baseline_dir} (not re-run)")
         return done
     with data_dir_default(plan.data_dir):
-        return train(plan.baseline, run_dir=plan.baseline_dir, overwrite=True, log=log, progress=False)
+        return train(plan.baseline, run_dir=plan.baseline_dir, overwrite=True, log=log, progress=progress)
 
 
-def _run(plan: ManualPlan, spec: StudySpec, log: Log) -> StudyResult:
-    with data_dir_default(plan.data_dir):
-        return run_study(
-            spec,
-            workers=plan.workers,
-            storage_url=plan.storage_url,
-            out_dir=plan.out_dir,
-            threads=plan.threads,
-            log=log,
-        )
+class TrialBar:
+    """A tqdm.auto bar over a study's trials (k/N, elapsed, ETA; a widget in Jupyter), moved on by the
+    study run's log callback: each line re-reads the study's counts from storage, so trials finished
+    earlier (a resumed study) and trials of worker processes count alike."""
+
+    def __init__(self, name: str, storage_url: str, log: Log | None = None):
+        self.name, self.url, self.log = name, storage_url, log
+        self.storage: Any = None
+        self.bar: Any = None
+
+    def __call__(self, line: str) -> None:
+        if self.log is not None:
+            self.log(line)
+        try:
+            self.storage = self.storage or open_storage(self.url)
+            result = study_results(self.name, self.storage)
+        except NewslabError:  # not created yet; a storage opened before it existed stays empty: reopen
+            self.storage = None
+            return
+        self.show(result)
+
+    def show(self, result: StudyResult) -> None:
+        from tqdm.auto import tqdm
+
+        done, total = study_progress(result)  # the whole study's, as its log lines count
+        if self.bar is None:  # `initial`: a resumed study's finished trials do not speed up the ETA
+            self.bar = tqdm(total=total, initial=done, desc=f"study {self.name}", unit="trial", dynamic_ncols=True)
+        self.bar.total = total
+        failed = result.counts()["failed"]
+        self.bar.set_postfix_str(f"{failed} failed" if failed else "", refresh=False)
+        self.bar.update(done - self.bar.n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
 
 
-def run_grid(plan: ManualPlan, log: Log = print) -> StudyResult:
-    return _run(plan, plan.grid, log)
+def _run(plan: ManualPlan, spec: StudySpec, log: Log | None, progress: bool) -> StudyResult:
+    bar = TrialBar(spec.name, plan.storage_url, log) if progress else None
+    try:
+        with data_dir_default(plan.data_dir):
+            result = run_study(
+                spec,
+                workers=plan.workers,
+                storage_url=plan.storage_url,
+                out_dir=plan.out_dir,
+                threads=plan.threads,
+                log=bar or log or (lambda _line: None),
+            )
+        if bar is not None:
+            bar.show(result)  # the final counts: the last line may have come before the last trial ended
+        return result
+    finally:
+        if bar is not None:
+            bar.close()
 
 
-def run_ablations(plan: ManualPlan, log: Log = print) -> StudyResult:
-    """The ablation study, at the best configuration of the finished grid study."""
-    return _run(plan, plan.ablations, log)
+def run_grid(plan: ManualPlan, log: Log | None = print, progress: bool = False) -> StudyResult:
+    """The grid study. `progress`: a bar over its trials (TrialBar); `log` None: no lines."""
+    return _run(plan, plan.grid, log, progress)
 
 
-def analyse_attention(plan: ManualPlan, grid: StudyResult) -> AttentionAnalysis:
-    """Attention of the selected model (the grid's best configuration, its confirmation run of the lowest seed)."""
+def run_ablations(plan: ManualPlan, log: Log | None = print, progress: bool = False) -> StudyResult:
+    """The ablation study, at the best configuration of the finished grid study (`log`, `progress`: run_grid's)."""
+    return _run(plan, plan.ablations, log, progress)
+
+
+def analyse_attention(plan: ManualPlan, grid: StudyResult, ablations: StudyResult | None = None) -> AttentionAnalysis:
+    """Attention of the selected model (the grid's best configuration, its confirmation run of the lowest seed)
+    on the sample `plan.sample` names, with the heads of `ablations`' no_pe model beside its own when it ran one."""
     best = best_run([grid], plan.data_dir)
     if best.dataset is None:
-        raise NewslabError(f"attention analysis needs the validation texts: {best.data_error}")
-    return analyse_run(best.run_dir, plan.data_dir, dataset=best.dataset)
+        w = Words(plan.lang)  # the manual's language, as the report words why the data is missing
+        raise NewslabError(f"{w['attention_needs_texts']}{w.colon}{w.say(best.data_error or Reason('why_no_data'))}")
+    compared = compared_run([ablations]) if ablations is not None else None
+    return analyse_run(best.run_dir, plan.data_dir, dataset=best.dataset, choice=plan.sample, compared_run=compared)
 
 
 def write_manual_report(
@@ -181,6 +239,7 @@ def write_manual_report(
         commands=[plan.command],
         baseline=plan.baseline_dir,
         attention=attention,
+        sample=plan.sample,
         log=log,
     )
 
@@ -201,7 +260,8 @@ class ManualOutcome:
 
 
 def run_manual(preset: str = "quick", *, log: Log = print, **options) -> ManualOutcome:
-    """All five steps; `options` are manual_plan's (out_dir, storage_url, data_dir, lang, workers, threads)."""
+    """All five steps; `options` are manual_plan's (out_dir, storage_url, data_dir, lang, workers, threads,
+    sample)."""
     started = time.time()
     plan = manual_plan(preset, **options)
     steps = [
@@ -221,7 +281,7 @@ def run_manual(preset: str = "quick", *, log: Log = print, **options) -> ManualO
         step(3)
         ablations = run_ablations(plan, log)
         step(4)
-        attention = analyse_attention(plan, grid)
+        attention = analyse_attention(plan, grid, ablations)
     else:  # the ablations start from the grid's best configuration, and there is none
         log(
             f"every trial of grid study {plan.grid.name} failed: skipping the ablation study and the attention "

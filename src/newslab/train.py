@@ -61,7 +61,7 @@ def epoch_line(epoch: int, epochs: int, row: dict) -> str:
     # and read part 2 as "Acc: Y%".
     return (
         f"Epoch {epoch}/{epochs} | train loss {row['train_loss']:.4f} "
-        f"(smoothed; plain {row['train_loss_unsmoothed']:.4f}) | lr {row['lr']:.2e} | "
+        f"(smoothed; plain {row['train_loss_unsmoothed']:.4f}) | mean lr {row['lr']:.2e} | "
         f"grad norm {row['grad_norm']:.3f} | {row['samples_per_s']:.0f} samples/s | "
         f"Val loss: {row['val_loss']:.4f}, Acc: {100 * row['val_accuracy']:.2f}%"
     )
@@ -213,7 +213,7 @@ def train(
                     dataset.train, optim.batch_size, model_cfg.max_len, generator
                 )
                 if progress:  # on a terminal, a live bar; off it, ProgressLines
-                    from tqdm import tqdm
+                    from tqdm.auto import tqdm  # a widget bar in Jupyter, text on a terminal
 
                     batches = tqdm(batches, total=steps_per_epoch, desc=f"Epoch {epoch}/{last}", leave=False)
                 stats = train_epoch(step, scheduler, batches, device, epoch, lines)

@@ -4,8 +4,9 @@
 figures/}, and follow-up specs (next-grid.yaml, next-ablations.yaml) when a study's design limits its
 conclusions. Modules: stats (intervals and the paired test), effects (what differs, and whether the
 difference is significant, inconclusive or untested), followup (warnings and the next spec),
-conclusions (the sentences), tables, plots, attention, bestmodel, sections (each section, and
-SECTIONS: the report's sections in order), render, build.
+conclusions (the sentences; claims words them, attention_claims and classical_claims add their
+paragraphs), tables, plots (canvas draws and saves, attention_plots the attention figures), attention,
+bestmodel, sections (each section, and SECTIONS: the report's sections in order), render, build.
 """
 
 from .build import ReportFiles, build_report, write_report

@@ -21,6 +21,7 @@ from ..metrics import confusion_matrix, per_class_scores
 from ..runs import RunFolder
 from ..study.results import StudyResult, Summary, TrialRecord
 from .effects import is_ablation_study, selected
+from .i18n import Reason
 
 
 @dataclass
@@ -31,7 +32,7 @@ class BestRun:
     run_dir: Path
     config: RunConfig
     dataset: Dataset | None  # None when the data folder is not available here
-    data_error: str | None
+    data_error: str | None  # why the data is missing: a Reason (Words.say) unless unforeseen
     test_labels: list[int]
     test_predictions: list[int]
 
@@ -79,19 +80,24 @@ def best_run(results: list[StudyResult], data_dir: str | Path | None = None) -> 
     """The selected model's run, with its data; NewslabError saying why when it cannot be had."""
     study = primary_study(results)
     if study is None:
-        raise NewslabError("no study has a completed trial")
+        raise NewslabError(Reason("why_no_trial"))
     pick = selected(study)
     assert pick is not None, "a study with completed trials has a selected point"
     summary = pick.estimate
     # the run of the lowest seed: picking the run with the best validation accuracy would be one more choice
     trial = min(summary.trials, key=lambda t: t.seed)
     if not trial.run_dir:  # Path("") would read the current directory's files as this run's
-        raise NewslabError(f"study {study.name!r} trial {trial.number} recorded no run folder")
+        raise NewslabError(Reason("why_no_run_folder", study=study.name, trial=trial.number))
     folder = RunFolder(trial.run_dir)
     if not folder.has_predictions():
         raise NewslabError(
-            f"run folder {folder.path} of study {study.name!r} trial {trial.number} is not on this "
-            f"machine (no {folder.predictions_file.name})"
+            Reason(
+                "why_not_here",
+                folder=folder.path,
+                study=study.name,
+                trial=trial.number,
+                file=folder.predictions_file.name,
+            )
         )
     predictions = folder.predictions()
     config = folder.config()
@@ -99,19 +105,18 @@ def best_run(results: list[StudyResult], data_dir: str | Path | None = None) -> 
         config = config.replace(data_dir=str(data_dir))
     data_folder = config.data.resolved_dir
     dataset: Dataset | None = None
-    error: str | None = None
+    error: str | None = None  # a Reason where the report can word it in its language
     missing = missing_files(data_folder)
     if missing:  # never start a download just to write a report
-        error = f"{data_folder} lacks {', '.join(missing)}; pass --data-dir or set NEWSLAB_DATA_DIR"
+        error = Reason("why_data_missing", folder=data_folder, files=", ".join(missing))
     else:
         try:
             dataset = load_dataset(config.data, cache_dir(config.execution.out_dir), progress=False)
         except NewslabError as exc:  # the report still shows numbers; texts need the data
             error = str(exc)
     if dataset is not None and len(dataset.test) != len(predictions["test"]):
-        error = (
-            f"{data_folder}/test.csv has {len(dataset.test)} rows but the run "
-            f"predicted {len(predictions['test'])}: not the data it was trained on"
+        error = Reason(
+            "why_data_mismatch", folder=data_folder, rows=len(dataset.test), predicted=len(predictions["test"])
         )
         dataset = None
     return BestRun(

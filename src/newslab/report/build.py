@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import shlex
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
@@ -17,7 +17,7 @@ from ..files import atomic_write
 from ..study.results import StudyResult, study_results
 from ..study.storage import default_storage, mask_url, open_storage
 from . import followup
-from .attention import AttentionAnalysis
+from .attention import AttentionAnalysis, SampleChoice
 from .conclusions import Claim, FollowUp
 from .effects import is_ablation_study
 from .i18n import Words
@@ -32,11 +32,24 @@ class ReportFiles:
     html: Path
     document: Document
     claims: list[Claim]
-    next_grid: Path | None = None  # the follow-up spec of the first grid study, when it has warnings
-    next_ablations: Path | None = None  # the follow-up spec of the ablation study, when it has warnings
+    followups: list[FollowUp] = field(default_factory=list)  # the follow-up specs written (write_followups)
+    where: str = ""  # the flags that locate the studies' storage (--out-dir, --storage), as its commands carry
 
     def section(self, key: str) -> Section:
         return next(s for s in self.document.sections if s.key == key)
+
+    def _followup(self, name: str) -> Path | None:
+        return next((f.path for f in self.followups if f.path.name == name), None)
+
+    @property
+    def next_grid(self) -> Path | None:
+        """The follow-up spec of the first grid study, when it has warnings."""
+        return self._followup(NEXT_SPECS[0])
+
+    @property
+    def next_ablations(self) -> Path | None:
+        """The follow-up spec of the first ablation study, when it has warnings."""
+        return self._followup(NEXT_SPECS[1])
 
 
 def bases_first(results: list[StudyResult]) -> list[StudyResult]:
@@ -102,6 +115,7 @@ def reproduce_commands(
     data_dir: str | Path | None,
     extra: list[str],
     where: str = "",
+    sample: SampleChoice | None = None,
 ) -> list[str]:
     """Commands that re-run each study from its exact stored spec (written next to the report)
     and rebuild this report; a study after the study it starts from (its `base_study`), otherwise
@@ -115,7 +129,7 @@ def reproduce_commands(
         _write_yaml(path, result.spec.to_dict())
         lines.append(f"{env}newslab study run {shlex.quote(str(path))}{where}")
     names = " ".join(shlex.quote(r.name) for r in results)
-    lines.append(f"{env}newslab report {names}{where} --lang {lang}")
+    lines.append(f"{env}newslab report {names}{where} --lang {lang}{(sample or SampleChoice()).flags()}")
     return lines
 
 
@@ -128,6 +142,7 @@ def write_report(
     commands: list[str] | None = None,
     baseline: str | Path | None = None,
     attention: AttentionAnalysis | None = None,
+    sample: SampleChoice | None = None,
     where: str = "",
     log: Callable[[str], None] | None = print,
 ) -> ReportFiles:
@@ -135,15 +150,17 @@ def write_report(
     follow-up specs (see write_followups)."""
     report_dir = Path(report_dir)
     report_dir.mkdir(parents=True, exist_ok=True)
+    ctx = context(results, report_dir, lang, data_dir, attention, baseline, sample)
+    if sample is not None and sample != SampleChoice():
+        _ = ctx.attention  # an --attention-sample/-class naming no row fails here, before any file changes
     figures = report_dir / "figures"
     if figures.is_dir():  # figures of an earlier report (another study set) must not linger
         for old in [*figures.glob("*.png"), *figures.glob("*.svg")]:
             old.unlink()
-    ctx = context(results, report_dir, lang, data_dir, attention, baseline)
     data = data_dir or (
         None if isinstance(ctx.best, str) or ctx.best.dataset is None else ctx.best.dataset.info["data_dir"]
     )
-    ctx.commands = reproduce_commands(results, report_dir, lang, data, commands or [], where)
+    ctx.commands = reproduce_commands(results, report_dir, lang, data, commands or [], where, sample)
     followups = write_followups(results, report_dir, where, log)
     ctx.followups = list(followups.values())
     sections = [build(ctx) for build in SECTIONS]
@@ -155,8 +172,7 @@ def write_report(
         log(f"report: {html_path} and {markdown.name} ({len(list(figures.glob('*.png')))} figures)")
         for f in followups.values():
             log(f"follow-up spec for {f.study}: {f.path} (run: {f.command})")
-    next_grid, next_ablations = (followups[name].path if name in followups else None for name in NEXT_SPECS)
-    return ReportFiles(report_dir, markdown, html_path, document, ctx.claims, next_grid, next_ablations)
+    return ReportFiles(report_dir, markdown, html_path, document, ctx.claims, ctx.followups, where)
 
 
 def build_report(
@@ -170,6 +186,7 @@ def build_report(
     commands: list[str] | None = None,
     baseline: str | Path | None = None,
     attention: AttentionAnalysis | None = None,
+    sample: SampleChoice | None = None,
     log: Callable[[str], None] | None = print,
 ) -> ReportFiles:
     """Read the named studies from storage (NewslabError naming a missing one) and write the report
@@ -186,6 +203,7 @@ def build_report(
         commands=commands,
         baseline=baseline,
         attention=attention,
+        sample=sample,
         where=where,
         log=log,
     )

@@ -15,8 +15,13 @@ from pathlib import Path
 from ..study.results import StudyResult
 from . import effects as fx
 from . import followup
-from .i18n import Words
-from .stats import ALPHA, POWER, TestResult, Untested, family_level, mean_interval
+from .attention import AttentionAnalysis
+from .attention_claims import attention_claim
+from .claims import Claim, Writer
+from .classical import Standing
+from .classical_claims import classical_claim
+from .render import Bullets
+from .stats import ALPHA, TestResult, Untested, mean_interval
 
 TEMPLATES: dict[str, tuple[str, str]] = {
     "alpha": (
@@ -29,24 +34,6 @@ TEMPLATES: dict[str, tuple[str, str]] = {
         "（区间给出差异可能的大小范围，无定论并不说明差异不存在）；无法检验时为未检验（并说明原因）。"
         "除非另有说明，估计和判断都来自在新种子上的确认运行。",
     ),
-    # one comparison's outcome
-    "significant": (
-        "{verdict}: {span} ({level}), {p}; differences smaller than {detectable} could not have been detected "
-        "({power:.0%} power)",
-        "{verdict}：{span}（{level}），{p}；小于 {detectable}的差异无法被检测到（{power:.0%} 功效）",
-    ),
-    "inconclusive": (
-        "{verdict}: {span} ({level}); differences smaller than {detectable} could not have been detected "
-        "({power:.0%} power)",
-        "{verdict}：{span}（{level}）；小于 {detectable}的差异无法被检测到（{power:.0%} 功效）",
-    ),
-    "untested": ("{verdict}: {reason}", "{verdict}：{reason}"),
-    "level": ("{level} interval", "{level} 区间"),
-    "level_family": (
-        "{level} interval, Bonferroni-adjusted over {k} comparisons",
-        "{level} 区间，对 {k} 个比较做 Bonferroni 校正",
-    ),
-    "p_adjusted": ("adjusted {p}", "校正后 {p}"),
     # a study as a whole
     "empty": (
         "Study {study} has no completed trial ({counts}){reason}: nothing can be concluded from it.",
@@ -97,27 +84,17 @@ TEMPLATES: dict[str, tuple[str, str]] = {
         "它是唯一有完成试验的配置，因此无法比较。",
     ),
     "joint": (
-        "{factor} vary together in this grid ({values}), so the effect of each alone cannot be told apart; as "
-        "one factor, {best} (best on the selection runs) against {worst} (worst there) is {diff} on the "
-        "confirmation runs: {outcome}.",
-        "本网格中{factor}同时变化（{values}），无法区分各自的作用；作为一个因素，{best}（选择运行上最好）对 "
+        "{together} vary together in this grid ({values}), so the effect of each alone cannot be told apart; as "
+        "one factor ({factor}), {best} (best on the selection runs) against {worst} (worst there) is {diff} on "
+        "the confirmation runs: {outcome}.",
+        "本网格中{together}同时变化（{values}），无法区分各自的作用；作为一个因素（{factor}），{best}（选择运行上最好）对 "
         "{worst}（选择运行上最差）在确认运行上相差 {diff}：{outcome}。",
-    ),
-    "joint_short": (
-        "{factor} (one factor here): {best} (best on the selection runs) against {worst} (worst there) is "
-        "{diff} on the confirmation runs: {outcome}.",
-        "{factor}（此处为一个因素）：{best}（选择运行上最好）对 {worst}（选择运行上最差）在确认运行上相差 {diff}：{outcome}。",
     ),
     "factor": (
         "{factor}: {best} (best on the selection runs) against {worst} (worst there) is {diff} on the "
         "confirmation runs (paired within equal other settings): {outcome}.",
         "{factor}：{best}（选择运行上最好）对 {worst}（选择运行上最差）在确认运行上相差 {diff}"
         "（在其他设置相同的配置之间配对）：{outcome}。",
-    ),
-    "dims_heads_joint": (
-        "embed_dim and the number of heads were varied together in this grid ({values}), so their effects "
-        "cannot be separated: whether the width or the head count matters cannot be told.",
-        "本网格中嵌入维度和注意力头数同时变化（{values}），它们的作用无法分开：无法判断是宽度还是头数起作用。",
     ),
     "lr_at": (
         "At {size}: lr {best} is best, {diff} over lr {worst} {where}: {outcome}.",
@@ -196,9 +173,9 @@ TEMPLATES: dict[str, tuple[str, str]] = {
     "direction_low": ("lower", "更小"),
     "direction_high": ("higher", "更大"),
     "warn_last_epoch": (
-        "{study}: the chosen epoch ({epoch}) is the last one trained (epochs: {epochs}), so the validation "
+        "{study}: the chosen epoch ({epoch}) is the last one trained (`epochs: {epochs}`), so the validation "
         "curve may still be rising: train longer.",
-        "{study}：选定的轮次（{epoch}）是训练的最后一轮（epochs: {epochs}），验证曲线可能仍在上升：请训练更多轮。",
+        "{study}：选定的轮次（{epoch}）是训练的最后一轮（`epochs: {epochs}`），验证曲线可能仍在上升：请训练更多轮。",
     ),
     "warn_seeds": (
         "{study}: {seeds} confirmation seed(s) leave its comparisons inconclusive or untested; about {wanted} "
@@ -243,14 +220,6 @@ DIMS_VS_HEADS: dict[str, tuple[str, str]] = {
 }
 
 
-@dataclass
-class Claim:
-    topic: str  # caveat | best | factor | relation | lr | ablation | warning
-    subject: str  # the study, factor key, ablation name or warning the claim is about
-    verdict: str  # significant | inconclusive | untested | info
-    text: str
-
-
 @dataclass(frozen=True)
 class FollowUp:
     """A follow-up spec written beside the report (build.py): which study it continues, and how to run it."""
@@ -260,49 +229,38 @@ class FollowUp:
     command: str  # `newslab study run PATH ...`
 
 
-class Writer:
-    def __init__(self, lang: str):
-        self.w = Words(lang)
-        self.i = 0 if lang == "en" else 1
-
-    @property
-    def sep(self) -> str:
-        return "、" if self.i else ", "
-
-    def t(self, key: str, **values) -> str:
-        return TEMPLATES[key][self.i].format(**values)
-
-    def level(self, test: TestResult) -> str:
-        level = self.w.level(family_level(test.family))
-        if test.family > 1:
-            return self.t("level_family", level=level, k=test.family)
-        return self.t("level", level=level)
-
-    def outcome(self, test: TestResult | Untested, stage: str = "confirm") -> str:
-        """A comparison's verdict with what backs it: interval, p and the smallest detectable
-        difference; or why it was not tested."""
-        w = self.w
-        if isinstance(test, Untested):
-            return self.t("untested", verdict=w.verdict("untested"), reason=w.reason(test.reason, stage))
-        p = w.p(test.p) if test.family == 1 else self.t("p_adjusted", p=w.p(test.p))
-        return self.t(
-            test.verdict,
-            verdict=w.verdict(test.verdict),
-            span=w.span(test.low, test.high),
-            level=self.level(test),
-            p=p,
-            detectable=w.pts(test.detectable, signed=False),
-            power=POWER,
-        )
+def claim_bullets(claims: list[Claim]) -> Bullets:
+    """The claims as a list to read: a claim that details another (`under`) is nested under it."""
+    items: list[str | list[str]] = []  # a list: the claims nested under the item before it
+    parent: str | None = None
+    for claim in claims:
+        if claim.under is None or claim.under != parent:
+            items.append(claim.text)
+            parent = claim.subject
+        elif isinstance(items[-1], list):
+            items[-1].append(claim.text)
+        else:
+            items.append([claim.text])
+    return Bullets([Bullets(item) if isinstance(item, list) else item for item in items])
 
 
-def conclusions(results: list[StudyResult], lang: str = "en", followups: list[FollowUp] | None = None) -> list[Claim]:
+def conclusions(
+    results: list[StudyResult],
+    lang: str = "en",
+    followups: list[FollowUp] | None = None,
+    attention: AttentionAnalysis | None = None,
+    classical: Standing | None = None,
+) -> list[Claim]:
     """All claims for the studies of a report, in reading order; `followups` are the follow-up specs
-    written beside the report (their sentence closes the warnings)."""
-    wr = Writer(lang)
+    written beside the report (their sentence closes the warnings); `attention`, the selected model's
+    attention analysis, adds the attention paragraph; `classical`, a grid's classical baselines, a line after
+    that study's best configuration."""
+    wr = Writer(lang, TEMPLATES)
     claims = [Claim("caveat", "alpha", "info", wr.t("alpha", alpha=ALPHA))]
     for result in results:
         claims += _study_claims(result, wr)
+        claims += [classical_claim(classical, lang)] if classical is not None and classical.study == result.name else []
+    claims += [attention_claim(attention, lang)] if attention is not None else []
     warnings = [_warning(warning, result, wr) for result in results for warning in followup.find_warnings(result)]
     if warnings and followups:
         files = wr.sep.join(wr.t("next_file", file=f.path.name, study=f.study) for f in followups)
@@ -390,10 +348,6 @@ def _best_claim(result: StudyResult, wr: Writer) -> Claim:
     return Claim("best", result.name, race.verdict if race else "info", text)
 
 
-def _is_dims_heads(key: str) -> bool:
-    return {"embed_dim", "num_heads"} <= set(key.split(","))
-
-
 def _factor_claims(result: StudyResult, wr: Writer) -> list[Claim]:
     w, claims = wr.w, []
     effects = {e.key: e for e in fx.factor_effects(result)}
@@ -407,11 +361,10 @@ def _factor_claims(result: StudyResult, wr: Writer) -> list[Claim]:
             outcome=wr.outcome(e.test),
             factor=w.factor(key),
         )
-        if _is_dims_heads(key):  # the relation claim below says they cannot be separated: said once
-            claims.append(Claim("factor", key, e.verdict, wr.t("joint_short", **values)))
-        elif "," in key:
+        if "," in key:  # varied together: said once, with the test of the factor they form
             listed = wr.sep.join(w.factor_value(key, v) for v in e.means)
-            claims.append(Claim("factor", key, e.verdict, wr.t("joint", values=listed, **values)))
+            together = ("和" if wr.i else " and ").join(w.param(n) for n in key.split(","))
+            claims.append(Claim("factor", key, e.verdict, wr.t("joint", values=listed, together=together, **values)))
         else:
             claims.append(Claim("factor", key, e.verdict, wr.t("factor", **values)))
     if "embed_dim" in effects and "num_heads" in effects:
@@ -425,10 +378,6 @@ def _factor_claims(result: StudyResult, wr: Writer) -> list[Claim]:
         text = DIMS_VS_HEADS[case][wr.i].format(dims=w.pts(dims.diff), heads=w.pts(heads.diff), outcome=outcome)
         verdict = test.verdict if isinstance(test, TestResult) else "untested"
         claims.append(Claim("relation", "dims_vs_heads", verdict, text))
-    joint = next((key for key in result.spec.scientific if _is_dims_heads(key)), None)
-    if joint is not None:  # one factor in this grid: the data cannot say which of the two acts
-        joint_values = wr.sep.join(w.factor_value(joint, tuple(v)) for v in result.spec.scientific[joint])
-        claims.append(Claim("relation", "joint", "untested", wr.t("dims_heads_joint", values=joint_values)))
     return claims
 
 
@@ -479,7 +428,10 @@ def _ablation_claims(result: StudyResult, wr: Writer) -> list[Claim]:
     ablations = fx.ablation_effects(result)
     if ablations.base is None:
         return [Claim("caveat", name, "untested", wr.t("no_baseline", study=name))]
-    missing = [Claim("ablation", m, "untested", wr.t("missing_variant", name=w.ablation(m))) for m in ablations.missing]
+    missing = [
+        Claim("ablation", m, "untested", wr.t("missing_variant", name=w.ablation(m)), under="ranking")
+        for m in ablations.missing
+    ]
     effects = ablations.effects
     if not effects:
         return [Claim("caveat", name, "untested", wr.t("no_variants", study=name)), *missing]
@@ -487,7 +439,7 @@ def _ablation_claims(result: StudyResult, wr: Writer) -> list[Claim]:
     nuisance = "/".join(w.param(k) for k in base.nuisance) or "-"
     ranking = wr.t("ranking", base=w.pct(base.val_mean), n=base.n, nuisance=nuisance, k=len(effects))
     claims = [Claim("ablation", "ranking", "info", ranking)]
-    for e in effects:
+    for e in sorted(effects, key=lambda e: e.comparison.diff):  # most harmful first
         c = e.comparison
         text = wr.t(
             "rank_item",
@@ -496,7 +448,7 @@ def _ablation_claims(result: StudyResult, wr: Writer) -> list[Claim]:
             diff=w.pts(c.diff),
             outcome=wr.outcome(c.test),
         )
-        claims.append(Claim("ablation", e.name, c.verdict, text))
+        claims.append(Claim("ablation", e.name, c.verdict, text, under="ranking"))
     claims += missing
     if all(e.comparison.verdict == "untested" for e in effects):  # "hurts for: nothing" would read as a finding
         test = effects[0].comparison.test
@@ -510,14 +462,16 @@ def _ablation_summary(ablations: fx.AblationResults, wr: Writer) -> str:
     (variants without a confirmation run included)."""
     w, sep = wr.w, wr.sep
 
+    ranked = sorted(ablations.effects, key=lambda e: e.comparison.diff)  # most harmful first, as the ranking
+
     def names(keep) -> list[str]:
-        return [w.ablation(e.name) for e in ablations.effects if keep(e.comparison)]
+        return [w.ablation(e.name) for e in ranked if keep(e.comparison)]
 
     hurts = names(lambda c: c.verdict == "significant" and c.diff < 0)
     helps = names(lambda c: c.verdict == "significant" and c.diff > 0)
     inconclusive = [
         wr.t("with_span", name=w.ablation(e.name), low=f"{100 * t.low:+.2f}", high=f"{100 * t.high:+.2f}")
-        for e in ablations.effects
+        for e in ranked
         if isinstance(t := e.comparison.test, TestResult) and not t.significant
     ]
     untested = names(lambda c: c.verdict == "untested") + [w.ablation(m) for m in ablations.missing]

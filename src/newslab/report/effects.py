@@ -286,7 +286,7 @@ class AblationResults:
     """An ablation study against its baseline: what was compared, and what could not be."""
 
     base: Summary | None  # the unmodified model's confirmation runs; None when none completed
-    effects: list[AblationEffect]  # every confirmed variant, most harmful first (empty without a base)
+    effects: list[AblationEffect]  # every confirmed variant in the spec's order (empty without a base)
     missing: list[str]  # variants of the spec without a completed confirmation run
 
 
@@ -302,4 +302,4 @@ def ablation_effects(result: StudyResult) -> AblationResults:
         return AblationResults(None, [], missing)
     done = [name for name in variants if name in points]
     effects = [AblationEffect(name, compare(points[name], base, len(done))) for name in done]
-    return AblationResults(base, sorted(effects, key=lambda e: e.comparison.diff), missing)
+    return AblationResults(base, effects, missing)

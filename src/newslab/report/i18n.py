@@ -1,9 +1,9 @@
 """Words of the report in English and Chinese, and the number formats they share.
 
-Every label a reader sees (section titles, table headers, axis labels, parameter and class
-names, verdicts) is defined here once per language; the ablations' names come from their
-registry (newslab.config.ABLATIONS: label, label_zh), and the generated sentences of the
-conclusions live next to their logic in conclusions.py.
+Every label a reader sees (section titles, table headers, axis labels, verdicts) is defined here
+once per language; what parameters, ablations, classes and trial states are called comes from
+newslab.names, which `newslab study results` reads too, and the generated sentences of the
+conclusions live next to their logic (conclusions.py, attention_claims.py, classical_claims.py).
 """
 
 from __future__ import annotations
@@ -11,11 +11,10 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from ..config import ABLATIONS, BASELINE
-from ..errors import ConfigError
+from .. import names
 from .stats import MIN_SEEDS
 
-LANGS = ("en", "zh")
+LANGS = names.LANGS
 
 WORDS: dict[str, tuple[str, str]] = {
     # section titles
@@ -59,7 +58,7 @@ WORDS: dict[str, tuple[str, str]] = {
     "detectable": ("smallest detectable (80% power)", "最小可检测差异（80% 功效）"),
     "verdict": ("verdict", "判断"),
     "class": ("class", "类别"),
-    "precision": ("precision", "精确率"),
+    "class_precision": ("precision", "精确率"),  # the metric; "precision" is the setting (names.py)
     "recall": ("recall", "召回率"),
     "f1": ("F1", "F1"),
     "support": ("support", "样本数"),
@@ -70,13 +69,39 @@ WORDS: dict[str, tuple[str, str]] = {
     "head": ("head", "头"),
     "entropy": ("attention entropy (nats)", "注意力熵 (奈特)"),
     "entropy_rel": ("entropy / uniform", "熵 / 均匀分布熵"),
-    "distance": ("mean attended distance (tokens)", "平均注意距离 (词元)"),
+    "distance": ("mean distance to the other tokens (tokens)", "到其他词元的平均距离 (词元)"),
     "epoch": ("epoch", "轮次"),
     "val_loss": ("validation loss", "验证损失"),
     "trial": ("trial", "试验"),
+    "fail_reason": ("reason", "原因"),
     "query": ("query token", "查询词元"),
     "key": ("key token", "键词元"),
     "selected": ("selected", "选中"),
+    # classical baselines (report/classical.py): reference rows of the results table
+    "tfidf_svm": ("TF-IDF + linear SVM", "TF-IDF + 线性 SVM"),
+    "tfidf_logreg": ("TF-IDF + logistic regression", "TF-IDF + 逻辑回归"),
+    "reference": ("reference", "参照"),
+    "classical_caption": (
+        "Rows marked reference are classical baselines on the same rows, not ranked among the configurations: "
+        "TF-IDF of word 1–2-grams fitted on the training rows, C chosen on the selection split's validation rows "
+        "(selection column), then refitted on the confirmation split's training rows and scored on its validation "
+        "rows (confirmation column: the rows the Transformer confirmation runs predicted) and on the test set; "
+        "deterministic, so one fit and no interval; time: TF-IDF and that refit.",
+        "标为参照的行是在相同数据上的经典基线，不参与配置排名：在训练样本上拟合词 1–2 元组的 TF-IDF，"
+        "C 在选择划分的验证样本上选定（选择列），再在确认划分的训练样本上重新拟合，并在其验证样本"
+        "（确认列：与 Transformer 确认运行预测的样本相同）和测试集上评分；结果是确定性的，因此只拟合一次、没有区间；"
+        "时间：TF-IDF 与该次重新拟合。",
+    ),
+    "classical_unavailable": ("Classical baselines: not available ({why}).", "经典基线：不可用（{why}）。"),
+    "why_classical_no_data_dir": (
+        "study {study!r}: its data folder is not known here; pass --data-dir",
+        "研究 {study} 的数据目录在此未知；请传入 --data-dir",
+    ),
+    "why_classical_rows": (
+        "study {study!r}: its confirmation runs predicted {runs} validation rows, the classical baselines saw "
+        "{rows}: not the data the study ran on",
+        "研究 {study} 的确认运行预测了 {runs} 个验证样本，而经典基线看到的是 {rows} 个：不是该研究所用的数据",
+    ),
     # explanations
     "results_intro": (
         "Every configuration on the selection runs, sorted by their mean validation accuracy (which chose); "
@@ -134,19 +159,17 @@ WORDS: dict[str, tuple[str, str]] = {
         "词元对真实词元的注意力，和为 1），以及同一样本的所有层和头。",
     ),
     "heads_intro": (
-        "Per head, over {n} validation samples: entropy of a query's attention (low = focused on few "
-        "tokens; uniform attention over a sample would average {u:.2f} nats) and the mean distance in "
-        "tokens between a query and what it attends to.",
-        "每个头在 {n} 个验证样本上的统计：查询注意力的熵"
-        "（越低越集中于少数词元；均匀注意力的平均熵为 {u:.2f} 奈特）以及查询与其关注词元之间的平均距离。",
+        "Per head, over {n} validation rows of the selected model ([UNK] share of their tokens: {unk}): the "
+        "share of a query's attention on its own token, the entropy of its attention (low = focused on few tokens) and "
+        "the mean distance in tokens to the other tokens it attends to, each averaged over the row's queries. Descriptive statistics of one "
+        "model, not a test.",
+        "选中模型每个头在 {n} 个验证样本上的统计（这些样本词元中 [UNK] 占比 {unk}）：查询放在自身词元上的注意力占比、"
+        "查询注意力的熵（越低越集中于少数词元）以及查询到其关注的其他词元的平均距离（词元数），均先在样本内对查询取平均。"
+        "这是一个模型的描述性统计，而非检验。",
     ),
     "sample": ("Sample", "样本"),
     "unavailable": ("Not available", "不可用"),
-    # trial states and study settings
-    "complete": ("complete", "完成"),
-    "running": ("running", "运行中"),
-    "failed": ("failed", "失败"),
-    "waiting": ("waiting", "等待"),
+    # study settings
     "selection_seeds": ("selection seeds", "选择种子"),
     "confirmation_seeds": ("confirmation seeds", "确认种子"),
     "fixed": ("fixed", "固定设置"),
@@ -172,25 +195,146 @@ WORDS: dict[str, tuple[str, str]] = {
     "stage_select": ("selection", "选择"),
     "runs_confirm": ("confirmation runs", "确认运行"),
     "runs_select": ("selection runs", "选择运行"),
-    # parameters
-    "embed_dim": ("embed_dim", "嵌入维度"),
-    "num_heads": ("heads", "注意力头数"),
-    "lr": ("lr", "学习率"),
-    "ablation": ("ablation", "消融"),
-    "num_layers": ("layers", "层数"),
-    "dropout": ("dropout", "丢弃率"),
-    "batch_size": ("batch size", "批大小"),
-    "epochs": ("epochs", "训练轮数"),
+    # study figures (report/plots.py)
+    "errorbar_ci": ("error bars: 95% t interval over seeds", "误差线：种子间 95% t 区间"),
+    "at_chosen": ("each point at its chosen {what}", "每个点使用其选定的{what}"),
+    "curves": ("learning curves", "学习曲线"),
+    "band_sd": ("mean over {n} seed(s), band ±1 sd", "{n} 个种子的均值，阴影为 ±1 标准差"),
+    "ablation_curves_note": (
+        "each variant at its chosen settings, against the baseline in grey",
+        "每个变体使用其选定的设置，灰色为基线",
+    ),
+    "loss": ("loss (nats)", "损失 (奈特)"),
+    "train_loss": ("training loss", "训练损失"),
+    "train_loss_smoothed": ("training loss (label-smoothed)", "训练损失（标签平滑）"),
+    "baseline_val": ("baseline val {acc}", "基线验证准确率 {acc}"),
+    "examples": ("test examples", "测试样本数"),
+    # attention (report/attention.py; figures attention_head, attention_grid, head_summary; head_table)
+    "head_kind": ("kind", "类型"),
+    "kind_self": ("self", "自身型"),
+    "kind_positional": ("positional", "位置型"),
+    "kind_broad": ("broad", "广泛型"),
+    "kind_focused": ("focused", "聚焦型"),
+    "kind_mixed": ("mixed", "混合型"),
+    "distance_rel": ("distance / uniform", "距离 / 均匀分布距离"),
+    "self_share": ("self share", "自身占比"),
+    "ratio_uniform": ("÷ uniform attention (1 = uniform)", "÷ 均匀注意力（1 = 均匀）"),
+    "attention_weight": ("attention weight", "注意力权重"),
+    "attention_weight_sqrt": ("attention weight (square-root colours)", "注意力权重（平方根色标）"),
+    "grid_caption": (
+        "every layer and head on the sample, on one colour scale",
+        "该样本上的每一层和每个头，共用一个色标",
+    ),
+    "heads_caption": (
+        "Every head against uniform attention (1 = uniform): mean ± sd over the rows",
+        "每个头与均匀注意力的对比（1 = 均匀）：各样本的均值 ± 标准差",
+    ),
+    "selected_model": ("selected model", "选中模型"),
+    "unknown_share": ("[UNK] share", "[UNK] 占比"),
+    "sample_chosen_index": ("chosen with --attention-sample", "由 --attention-sample 指定"),
+    "sample_chosen_class": (
+        "--attention-class: of the rows of class {name} with {low}–{high} tokens, classified correctly where "
+        "one is, the first with the fewest [UNK]",
+        "--attention-class：在类别 {name} 中长 {low}–{high} 个词元的样本里（有被正确分类的则只取这些），[UNK] 最少的第一个",
+    ),
+    "sample_chosen_default": (
+        "of the rows with {low}–{high} tokens, classified correctly where one is, the first with the fewest "
+        "[UNK]; choose another with --attention-sample INDEX or --attention-class NAME",
+        "在长 {low}–{high} 个词元的样本里（有被正确分类的则只取这些），[UNK] 最少的第一个；可用 "
+        "--attention-sample INDEX 或 --attention-class NAME 另选",
+    ),
+    "heads_kinds": (
+        "Each head is read against uniform attention over the same row of L tokens, per query and then "
+        "averaged over the row's queries: self share is the weight a query puts on its own token (uniform: 1 / L); "
+        "entropy / uniform is 1 when a query spreads its attention evenly (entropy log L) and 0 when it takes one "
+        "token; distance / uniform measures how far away the other tokens it attends to lie (its weights "
+        "renormalised over the other tokens), 1 at uniform attention's mean distance ((L + 1) / 3 tokens). A token "
+        "can pick itself by content alone, so attending to itself counts in the self share, never as nearness. "
+        "Cells and table give the mean ± sd over the rows. Kinds, on these means, the first rule met: self (self "
+        "share > {self}: its own token outweighs all others together), positional (distance / uniform ≤ "
+        "{positional}: the other tokens it attends to lie near it), broad (entropy / uniform ≥ {broad}), focused "
+        "(entropy / uniform ≤ {focused}: a few tokens, chosen by content), else mixed.",
+        "每个头都与同一样本（L 个词元）上的均匀注意力对照，先按查询计算，再在样本内对查询取平均：自身占比是查询放在自身词元上的"
+        "权重（均匀时为 1 / L）；查询把注意力平均分给各词元时（熵为 log L），熵 / 均匀分布熵为 1，只关注一个词元时为 0；"
+        "距离 / 均匀分布距离衡量它所关注的其他词元离它多远（权重在其他词元上重新归一化），在均匀注意力的平均距离"
+        "（(L + 1) / 3 个词元）处为 1。词元仅凭内容就能选中自身，因此关注自身只计入自身占比，不算作“邻近”。"
+        "图中各格与表中给出各样本的均值 ± 标准差。按这些均值分类，取第一个满足的规则：自身型（自身占比 > {self}："
+        "自身词元的权重超过其他词元之和），位置型（距离 / 均匀分布距离 ≤ {positional}：所关注的其他词元离它较近），"
+        "广泛型（熵 / 均匀分布熵 ≥ {broad}），聚焦型（熵 / 均匀分布熵 ≤ {focused}：按内容选出的少数词元），"
+        "否则为混合型。",
+    ),
+    "heads_compared": (
+        "Beside it, the ablation study's variant {name} (its run of the lowest seed: {run}) on {rows} ([UNK] "
+        "share {unk}): without positions, a head can tell tokens apart only by content, so any nearness it shows "
+        "comes through content (such as a word repeated nearby), not through position.",
+        "旁边是消融研究的变体“{name}”（种子最小的运行：{run}），统计于{rows}（[UNK] 占比 {unk}）："
+        "没有位置信息，头只能按内容区分词元，因此它表现出的任何“邻近”都只能来自内容（例如附近重复的词），而非位置。",
+    ),
+    "rows_same": ("the same {n} validation rows", "同样的 {n} 个验证样本"),
+    "rows_own": ("{n} rows of its own validation split", "其自身验证集中的 {n} 个样本"),
+    "heads_compared_missing": (
+        "The heads of the variant {name} are not shown: {why}",
+        "未显示变体“{name}”的头：{why}",
+    ),
+    "compared_unreadable": ("its run {run} gave an error: {why}", "其运行 {run} 出错"),
+    "attention_failed": ("the run {run} could not be analysed ({why})", "无法分析运行 {run}"),
+    # parameters, ablations, classes and trial states: newslab.names (the command line reads them too)
+    # setup and best model: the data, the machine, and why a part is missing (names and zh part)
+    "split_train": ("train", "训练集"),
+    "split_val": ("val", "验证集"),
+    "split_test": ("test", "测试集"),
+    "vocab_size_actual": ("vocabulary size (actual)", "实际词表大小"),
+    "env_platform": ("platform", "平台"),
+    "env_cpu": ("CPU", "CPU"),
+    "env_cores": ("{n} cores available", "可用 {n} 个核心"),
+    "env_gpu": ("GPU", "GPU"),
+    "env_python": ("Python", "Python"),
+    "env_trained_on": ("trained on", "训练设备"),
+    "none": ("none", "无"),
+    "not_installed": ("not installed", "未安装"),
+    "run_folder": ("run folder", "运行目录"),
+    "why_no_trial": ("no study has a completed trial", "没有任何研究有完成的试验"),
+    "why_no_run_folder": (
+        "study {study!r} trial {trial} recorded no run folder",
+        "研究 {study} 的试验 {trial} 没有记录运行目录",
+    ),
+    "why_not_here": (
+        "run folder {folder} of study {study!r} trial {trial} is not on this machine (no {file})",
+        "研究 {study} 的试验 {trial} 的运行目录 {folder} 不在这台机器上（缺少 {file}）",
+    ),
+    "why_data_missing": (
+        "{folder} lacks {files}; pass --data-dir or set NEWSLAB_DATA_DIR",
+        "{folder} 缺少 {files}；请传入 --data-dir 或设置 NEWSLAB_DATA_DIR",
+    ),
+    "why_data_mismatch": (
+        "{folder}/test.csv has {rows} rows but the run predicted {predicted}: not the data it was trained on",
+        "{folder}/test.csv 有 {rows} 行，而该运行预测了 {predicted} 行：不是它训练时所用的数据",
+    ),
+    "why_no_data": ("no data", "没有数据"),
+    # the manual (manual.py): why the attention analysis cannot run
+    "attention_needs_texts": ("attention analysis needs the validation texts", "注意力分析需要验证集文本"),
 }
 
-BASELINE_NAME = ("baseline", "基线")  # the unmodified model (ablation "none"); the ablations name themselves
 
-CLASS_NAMES_ZH = {"World": "世界", "Sports": "体育", "Business": "商业", "Sci/Tech": "科技"}
+class Reason(str):
+    """Why part of the report is missing, as a WORDS entry and its values: it reads as the English text
+    (an error message, a log line), and `Words.say` words it in the report's language."""
+
+    key: str
+    values: dict[str, Any]
+
+    def __new__(cls, key: str, **values: Any) -> Reason:
+        reason = super().__new__(cls, WORDS[key][0].format(**values))
+        reason.key, reason.values = key, values
+        return reason
+
+    def __getnewargs_ex__(self) -> tuple[tuple[str], dict[str, Any]]:
+        """Copies and pickles rebuild it from its key and values (str's own would pass the English text)."""
+        return (self.key,), self.values
 
 
 def check_lang(lang: str) -> str:
-    if lang not in LANGS:
-        raise ConfigError(f"--lang {lang!r} is not one of: {' | '.join(LANGS)}")
+    names.lang_index(lang)  # ConfigError naming --lang
     return lang
 
 
@@ -202,34 +346,43 @@ class Words:
         self._i = LANGS.index(lang)
 
     def __getitem__(self, key: str) -> str:
-        return WORDS[key][self._i] if key in WORDS else key
+        """A label; a setting's name (newslab.names) is one too; an unknown key as given."""
+        return WORDS[key][self._i] if key in WORDS else names.parameter(key, self.lang)
+
+    @property
+    def colon(self) -> str:
+        return "：" if self.lang == "zh" else ": "
+
+    @property
+    def comma(self) -> str:
+        return "，" if self.lang == "zh" else ", "
+
+    @property
+    def semicolon(self) -> str:
+        return "；" if self.lang == "zh" else "; "
+
+    def say(self, text: str) -> str:
+        """A Reason in this language; any other text as given."""
+        return self[text.key].format(**text.values) if isinstance(text, Reason) else text
 
     def param(self, name: str) -> str:
-        return self[name]
+        """A setting's name (newslab.names), or another named value of the report (WORDS)."""
+        return names.parameter(name, self.lang) if name in names.PARAMETERS else self[name]
 
     def ablation(self, name: str) -> str:
-        """An ablation's display name, from the registry (newslab.config.ABLATIONS); unknown names as given."""
-        if name == BASELINE:
-            return BASELINE_NAME[self._i]
-        ablation = ABLATIONS.get(name)
-        if ablation is None:
-            return name
-        return (ablation.label, ablation.label_zh)[self._i]
+        return names.ablation(name, self.lang)
 
     def class_name(self, name: str) -> str:
-        return CLASS_NAMES_ZH.get(name, name) if self.lang == "zh" else name
+        return names.class_name(name, self.lang)
 
     def value(self, name: str, value: Any) -> str:
-        if name == "ablation":
-            return self.ablation(value)
-        return f"{value:g}" if isinstance(value, float) else str(value)
+        return names.value(name, value, self.lang)
 
     def point(self, values: dict) -> str:
         """A configuration in words: "embed_dim 64, heads 2, lr 0.001"."""
-        sep = "，" if self.lang == "zh" else ", "
         if set(values) == {"ablation"}:
             return self.ablation(values["ablation"])
-        return sep.join(f"{self.param(k)} {self.value(k, v)}" for k, v in values.items()) or "-"
+        return self.comma.join(f"{self.param(k)} {self.value(k, v)}" for k, v in values.items()) or "-"
 
     def factor(self, key: str) -> str:
         """A factor's name; joint factors read "embed_dim/heads"."""
@@ -285,7 +438,7 @@ class Words:
 
     def counts(self, counts: dict[str, int]) -> str:
         """Trial counts by state: "complete 12, running 0, failed 1, waiting 0"."""
-        return ", ".join(f"{self[state]} {n}" for state, n in counts.items())
+        return self.comma.join(f"{names.state(state, self.lang)} {n}" for state, n in counts.items())
 
     def verdict(self, verdict: str) -> str:
         return self[verdict]

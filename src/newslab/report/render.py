@@ -8,10 +8,15 @@ from __future__ import annotations
 import base64
 import html
 import os
+import re
+import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .plots import FigureFile
+import pandas as pd
+
+from .canvas import FigureFile
 
 
 @dataclass
@@ -21,7 +26,9 @@ class Para:
 
 @dataclass
 class Bullets:
-    items: list[str]
+    """A list; an item that is itself Bullets is nested under the item before it."""
+
+    items: Sequence[str | Bullets]
 
 
 @dataclass
@@ -29,6 +36,13 @@ class Table:
     headers: list[str]
     rows: list[list[str]]
     caption: str | None = None
+
+    def frame(self) -> pd.DataFrame:
+        """The table as a pandas DataFrame (for a notebook): one column per header, the cells as the report
+        prints them (intervals, "–" for a missing value), the caption in `attrs["caption"]`."""
+        frame = pd.DataFrame([list(row) for row in self.rows], columns=list(self.headers), dtype=object)
+        frame.attrs["caption"] = self.caption
+        return frame
 
 
 @dataclass
@@ -68,11 +82,17 @@ def _md_cell(text: str) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
+def _md_bullets(bullets: Bullets, indent: str = "") -> str:
+    return "\n".join(
+        _md_bullets(item, indent + "  ") if isinstance(item, Bullets) else f"{indent}- {item}" for item in bullets.items
+    )
+
+
 def _md_block(block: Block, base: Path) -> str:
     if isinstance(block, Para):
         return block.text
     if isinstance(block, Bullets):
-        return "\n".join(f"- {item}" for item in block.items)
+        return _md_bullets(block)
     if isinstance(block, Code):
         return f"```\n{block.text}\n```"
     if isinstance(block, Image):
@@ -94,16 +114,24 @@ def to_markdown(doc: Document, base: Path) -> str:
 
 
 # -------------------------------------------------------------------------- html
+# CJK text may break between any two characters: keep-all breaks it only where Latin text would break (a
+# one-word cell such as 体育 stays whole), short cells never wrap, and a wide table scrolls sideways.
 CSS = """
 body { font-family: "Noto Sans CJK SC", "WenQuanYi Micro Hei", "DejaVu Sans", Arial, sans-serif;
        max-width: 1100px; margin: 2em auto; padding: 0 1em; color: #222; line-height: 1.5; }
 h1 { border-bottom: 2px solid #333; } h2 { border-bottom: 1px solid #ccc; margin-top: 2em; }
-table { border-collapse: collapse; margin: 1em 0; font-size: 0.9em; }
-th, td { border: 1px solid #ccc; padding: 0.3em 0.6em; text-align: left; vertical-align: top; }
+.table { overflow-x: auto; margin: 1em 0; }
+table { border-collapse: collapse; font-size: 0.9em; }
+th, td { border: 1px solid #ccc; padding: 0.3em 0.45em; text-align: left; vertical-align: top;
+         word-break: keep-all; overflow-wrap: break-word; }
+.short { white-space: nowrap; }
 th { background: #f3f3f3; } tr:nth-child(even) td { background: #fafafa; }
+li > ul { margin: 0.3em 0; }
 figure { margin: 1em 0; } img { max-width: 100%; height: auto; }
 figcaption { font-style: italic; color: #555; font-size: 0.9em; }
 pre { background: #f6f6f6; padding: 0.8em; overflow-x: auto; }
+code { background: #f3f3f3; padding: 0 0.2em; overflow-wrap: anywhere; }
+pre code { background: none; padding: 0; }
 nav ol { columns: 2; } .caption { font-style: italic; color: #555; }
 """
 
@@ -115,9 +143,9 @@ def _data_uri(path: Path) -> str:
 def _html_block(block: Block) -> str:
     esc = html.escape
     if isinstance(block, Para):
-        return f"<p>{esc(block.text)}</p>"
+        return f"<p>{_inline(block.text)}</p>"
     if isinstance(block, Bullets):
-        return "<ul>" + "".join(f"<li>{esc(item)}</li>" for item in block.items) + "</ul>"
+        return _html_bullets(block)
     if isinstance(block, Code):
         return f"<pre><code>{esc(block.text)}</code></pre>"
     if isinstance(block, Image):
@@ -126,10 +154,41 @@ def _html_block(block: Block) -> str:
             f'<figure><img src="{_data_uri(block.figure.png)}" alt="{caption}">'
             f"<figcaption>{caption}</figcaption></figure>"
         )
-    head = "".join(f"<th>{esc(str(h))}</th>" for h in block.headers)
-    body = "".join("<tr>" + "".join(f"<td>{esc(str(c))}</td>" for c in row) + "</tr>" for row in block.rows)
+    head = "".join(_html_cell("th", h) for h in block.headers)
+    body = "".join("<tr>" + "".join(_html_cell("td", c) for c in row) + "</tr>" for row in block.rows)
     caption = f'<p class="caption">{esc(block.caption)}</p>' if block.caption else ""
-    return f"{caption}<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    return f'{caption}<div class="table"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
+
+
+SHORT_CELL = 16  # columns (a CJK character takes two): a number with its interval, a class; kept on one line
+
+
+def width(text: str) -> int:
+    """Columns `text` takes in a monospaced view: two for a wide (CJK) character, one for the others."""
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+
+def _html_cell(tag: str, text: object) -> str:
+    """A header wraps where it must; a short body cell never."""
+    text = str(text)
+    short = ' class="short"' if tag == "td" and width(text) <= SHORT_CELL else ""
+    return f"<{tag}{short}>{html.escape(text)}</{tag}>"
+
+
+def _inline(text: str) -> str:
+    """Escaped text with `code` spans (commands, flags, spec lines) set as code."""
+    return re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(text))
+
+
+def _html_bullets(bullets: Bullets) -> str:
+    """<ul>; a nested Bullets goes inside the <li> of the item before it."""
+    items: list[str] = []
+    for item in bullets.items:
+        if isinstance(item, Bullets) and items:
+            items[-1] = items[-1].removesuffix("</li>") + _html_bullets(item) + "</li>"
+        else:
+            items.append(_html_bullets(item) if isinstance(item, Bullets) else f"<li>{_inline(item)}</li>")
+    return "<ul>" + "".join(items) + "</ul>"
 
 
 def section_html(section: Section) -> str:

@@ -8,7 +8,6 @@ section is one function `(ReportContext) -> Section` and one entry in SECTIONS.
 from __future__ import annotations
 
 import functools
-import json
 import math
 import os
 import platform
@@ -18,20 +17,45 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 
+from .. import names
 from ..errors import NewslabError
 from ..runs import RunFolder
 from ..study.results import StudyResult
 from . import effects as fx
 from . import tables
-from .attention import AttentionAnalysis, analyse_run
+from .attention import (
+    BROAD_ENTROPY,
+    COMPARED_ABLATION,
+    FOCUSED_ENTROPY,
+    POSITIONAL_DISTANCE,
+    SAMPLE_TOKENS,
+    SELF_SHARE,
+    AttentionAnalysis,
+    SampleChoice,
+    SampleChoiceError,
+    analyse_run,
+    compared_run,
+)
 from .bestmodel import BestRun, best_run
-from .conclusions import Claim, FollowUp, conclusions
-from .i18n import Words
+from .classical import Standing, standing
+from .conclusions import Claim, FollowUp, claim_bullets, conclusions
+from .i18n import Reason, Words
 from .plots import Plotter
 from .render import Bullets, Code, Image, Para, Section
 from .stats import MIN_SEEDS
 
-PACKAGES = ("newslab", "torch", "tokenizers", "numpy", "optuna", "pandas", "scipy", "matplotlib", "seaborn")
+PACKAGES = (
+    "newslab",
+    "torch",
+    "tokenizers",
+    "numpy",
+    "optuna",
+    "pandas",
+    "scipy",
+    "matplotlib",
+    "seaborn",
+    "scikit-learn",
+)
 
 
 @dataclass
@@ -42,6 +66,7 @@ class ReportContext:
     commands: list[str] = field(default_factory=list)  # the setup section's "reproduce" commands
     baseline: Path | None = None  # a baseline run folder the setup section describes
     followups: list[FollowUp] = field(default_factory=list)  # follow-up specs written beside the report
+    sample: SampleChoice = field(default_factory=SampleChoice)  # the attention section's validation row
 
     @property
     def w(self) -> Words:
@@ -57,22 +82,45 @@ class ReportContext:
         try:
             return best_run(self.results, self.data_dir)
         except NewslabError as exc:
-            return str(exc)
+            return self.w.say(exc.args[0]) if exc.args else str(exc)
 
     @functools.cached_property
     def attention(self) -> AttentionAnalysis | str:
         if isinstance(self.best, str):
             return self.best
         if self.best.dataset is None:
-            return self.best.data_error or "no data"
+            return self.w.say(self.best.data_error or Reason("why_no_data"))
         try:
-            return analyse_run(self.best.run_dir, self.data_dir, dataset=self.best.dataset)
+            return analyse_run(
+                self.best.run_dir,
+                self.data_dir,
+                dataset=self.best.dataset,
+                choice=self.sample,
+                compared_run=compared_run(self.results),
+            )
+        except SampleChoiceError:
+            raise  # a flag naming no row fails the command: the report must not show another sample silently
+        except NewslabError as exc:  # worded for the reader; the English cause shows in the English report only
+            cause = exc.args[0] if exc.args else None
+            reason = cause if isinstance(cause, Reason) else Reason("attention_failed", run=self.best.run_dir, why=exc)
+            return self.w.say(reason)
+
+    @functools.cached_property
+    def classical(self) -> Standing | str | None:
+        """The classical baselines of `classical_study`, or why they are missing; None without such a study."""
+        grid = classical_study(self.results)
+        if grid is None:
+            return None
+        try:
+            return standing(grid, self.data_dir)
         except NewslabError as exc:
-            return str(exc)
+            return self.w.say(exc.args[0]) if exc.args else str(exc)
 
     @functools.cached_property
     def claims(self) -> list[Claim]:
-        return conclusions(self.results, self.lang, self.followups)
+        attention = self.attention if isinstance(self.attention, AttentionAnalysis) else None
+        classical = self.classical if isinstance(self.classical, Standing) else None
+        return conclusions(self.results, self.lang, self.followups, attention, classical)
 
 
 def context(
@@ -82,44 +130,59 @@ def context(
     data_dir: str | Path | None = None,
     attention: AttentionAnalysis | None = None,
     baseline: str | Path | None = None,
+    sample: SampleChoice | None = None,
 ) -> ReportContext:
-    """Everything the sections share; `attention` takes an analysis already made (newslab manual's step 4)."""
+    """Everything the sections share; `attention` takes an analysis already made (newslab manual's step 4),
+    `sample` the validation row the attention section shows (default: the first suitable one)."""
     ctx = ReportContext(
         results,
         Plotter(Path(report_dir) / "figures", lang),
         str(data_dir) if data_dir else None,
         baseline=Path(baseline) if baseline else None,
+        sample=sample or SampleChoice(),
     )
     if attention is not None:
         ctx.__dict__["attention"] = attention  # fills the cached_property
     return ctx
 
 
-def environment() -> dict[str, str]:
-    """This machine and the versions of what the results depend on."""
+def environment() -> dict[str, str | int | None]:
+    """This machine and the versions of what the results depend on (None: no GPU, a package not installed)."""
     import torch
 
     cpu = platform.processor() or platform.machine()
     if Path("/proc/cpuinfo").is_file():
-        names = [
+        models = [
             line.split(":", 1)[1].strip()
             for line in Path("/proc/cpuinfo").read_text().splitlines()
             if line.startswith("model name")
         ]
-        cpu = names[0] if names else cpu
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    info = {
+        cpu = models[0] if models else cpu
+    info: dict[str, str | int | None] = {
         "platform": platform.platform(),
-        "cpu": f"{cpu} ({cores} cores available)",
-        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none",
+        "cpu": cpu,
+        "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
         "python": sys.version.split()[0],
     }
     for package in PACKAGES:
         try:
             info[package] = metadata.version(package)
         except metadata.PackageNotFoundError:
-            info[package] = "not installed"
+            info[package] = None
     return info
+
+
+def _machine_lines(info: dict[str, str | int | None], trained_on: str | None, w: Words) -> list[str]:
+    """The environment in the report's words: package names as they are, the rest translated."""
+    lines = [
+        f"{w['env_platform']}{w.colon}{info['platform']}",
+        f"{w['env_cpu']}{w.colon}{info['cpu']} ({w['env_cores'].format(n=info['cores'])})",
+        f"{w['env_gpu']}{w.colon}{info['gpu'] or w['none']}",
+        f"{w['env_python']}{w.colon}{info['python']}",
+    ]
+    lines += [f"{package}{w.colon}{info[package] or w['not_installed']}" for package in PACKAGES]
+    return lines + ([f"{w['env_trained_on']}{w.colon}{trained_on}"] if trained_on else [])
 
 
 def _baseline_line(folder: RunFolder, w: Words) -> str:
@@ -128,7 +191,7 @@ def _baseline_line(folder: RunFolder, w: Words) -> str:
     # no test accuracy: the baseline run is not the selected configuration, and test stays sealed
     return (
         f"{w['baseline_run']}: {settings}; {w['val_acc']} {w.pct(final.get('best_val_accuracy'))} "
-        f"({final.get('status')}, {folder.path})"
+        f"({names.state(str(final.get('status')), w.lang)}, {folder.path})"
     )
 
 
@@ -136,9 +199,9 @@ def setup_section(ctx: ReportContext) -> Section:
     w = ctx.w
     section = Section("setup", w["setup"])
     studies = [
-        f"{r.name}: {w.counts(r.counts())}; {w['selection_seeds']} {r.spec.seed_list}, "
-        f"{w['confirmation_seeds']} {r.spec.confirm_seed_list}; "
-        f"{w['fixed']} {json.dumps(r.spec.fixed, sort_keys=True)}"
+        f"{r.name}{w.colon}{w.counts(r.counts())}{w.semicolon}{w['selection_seeds']} {r.spec.seed_list}{w.comma}"
+        f"{w['confirmation_seeds']} {r.spec.confirm_seed_list}{w.semicolon}"
+        f"{w['fixed']} {w.point(dict(sorted(r.spec.fixed.items())))}"
         for r in ctx.results
     ]
     section.add(Para(w["studies"]), Bullets(studies))
@@ -148,20 +211,21 @@ def setup_section(ctx: ReportContext) -> Section:
     best = ctx.best
     dataset = None if isinstance(best, str) else best.dataset
     if dataset is not None:
-        rows = ", ".join(f"{k} {v}" for k, v in dataset.info["rows"].items())
+        rows = w.point({f"split_{k}": v for k, v in dataset.info["rows"].items()})
         section.add(
-            Para(f"{w['data']}: {dataset.info['data_dir']} ({rows})"),
+            Para(f"{w['data']}{w.colon}{dataset.info['data_dir']} ({rows})"),
             tables.data_table(dataset.info, w),
-            Para(f"{w['tokenizer']}: {json.dumps(dataset.info['tokenizer'], sort_keys=True)}"),
+            Para(f"{w['tokenizer']}{w.colon}{w.point(dict(sorted(dataset.info['tokenizer'].items())))}"),
         )
     else:
-        section.add(Para(f"{w['data']}: {w['unavailable']} ({best if isinstance(best, str) else best.data_error})"))
-    machine = environment()
+        why = best if isinstance(best, str) else w.say(best.data_error or Reason("why_no_data"))
+        section.add(Para(f"{w['data']}{w.colon}{w['unavailable']} ({why})"))
     trained = None if isinstance(best, str) else RunFolder(best.run_dir)
+    trained_on = None
     if trained is not None and trained.final_file.is_file():
         final = trained.final()
-        machine["trained on"] = f"{final.get('device')} (torch {final.get('torch')})"
-    section.add(Para(w["hardware"]), Bullets([f"{k}: {v}" for k, v in machine.items()]))
+        trained_on = f"{final.get('device')} (torch {final.get('torch')})"
+    section.add(Para(w["hardware"]), Bullets(_machine_lines(environment(), trained_on, w)))
     return section.add(Para(w["reproduce"]), Code("\n".join(ctx.commands)))
 
 
@@ -267,6 +331,11 @@ def method_section(ctx: ReportContext) -> Section:
     )
 
 
+def classical_study(results: list[StudyResult]) -> StudyResult | None:
+    """The study whose selected Transformer the classical baselines are compared with: the first grid."""
+    return next((r for r in results if r.points() and not fx.is_ablation_study(r)), None)
+
+
 def results_section(ctx: ReportContext) -> Section:
     w = ctx.w
     section = Section("results", w["results"]).add(Para(w["results_intro"]))
@@ -276,7 +345,12 @@ def results_section(ctx: ReportContext) -> Section:
             section.add(Para(f"{w['no_completed']}: {result.name}."), tables.failures_table(result, w))
             continue
         selected = None if fx.is_ablation_study(result) else Para(tables.selected_line(result, w))
-        section.add(tables.results_table(result, w), selected, tables.failures_table(result, w))
+        ours = result is classical_study(ctx.results)  # the study the classical baselines stand beside
+        references = ctx.classical.baselines if ours and isinstance(ctx.classical, Standing) else None
+        section.add(tables.results_table(result, w, references), selected)
+        if ours and isinstance(ctx.classical, str):
+            section.add(Para(w["classical_unavailable"].format(why=ctx.classical)))
+        section.add(tables.failures_table(result, w))
     return section
 
 
@@ -312,7 +386,7 @@ def ablation_section(ctx: ReportContext) -> Section:
             continue
         if not ablations.effects:
             section.add(Para(f"{w['no_completed_variant']}: {result.name} ({w.counts(result.counts())})."))
-        figure = draw(plotter.ablations, result.name, ablations.effects)
+        figure = draw(plotter.ablations, result.name, ablations.effects, result.spec.choices("ablation"))
         curves = draw(plotter.learning_curves, result)
         section.add(
             tables.ablation_table(ablations, w), Image(figure) if figure else None, Image(curves) if curves else None
@@ -327,7 +401,8 @@ def best_model_section(ctx: ReportContext) -> Section:
     if isinstance(best, str):
         return section.add(Para(f"{w['unavailable']}: {best}."))
     config = w.point({**best.summary.point, **best.summary.nuisance})
-    section.add(Para(f"{w['best_intro']} {best.study}: {config}, seed {best.trial.seed}, {best.run_dir}"))
+    where = f"{w.param('seed')} {best.trial.seed}{w.comma}{w['run_folder']} {best.run_dir}"
+    section.add(Para(f"{w['best_intro']} {best.study}{w.colon}{config}{w.comma}{where}"))
     cm = best.confusion().numpy()
     section.add(
         Image(plotter.draw(plotter.confusion, cm, best.class_names, best.study)), tables.per_class_table(best, w)
@@ -335,7 +410,26 @@ def best_model_section(ctx: ReportContext) -> Section:
     examples = tables.misclassified_table(best, w)
     if examples is not None:
         examples.caption = w["misclassified"]
-    return section.add(examples or Para(f"{w['misclassified']}: {best.data_error or '–'}"))
+    return section.add(examples or Para(f"{w['misclassified']}{w.colon}{w.say(best.data_error or '–')}"))
+
+
+def _sample_line(analysis: AttentionAnalysis, w: Words) -> str:
+    """The sample shown: which row, why it was chosen, its classes and its [UNK] share."""
+    sample, names, choice = analysis.sample, analysis.class_names, analysis.choice
+    low, high = SAMPLE_TOKENS
+    if choice.index is not None:
+        why = w["sample_chosen_index"]
+    elif choice.class_name is not None:
+        why = w["sample_chosen_class"].format(name=w.class_name(names[sample.label]), low=low, high=high)
+    else:
+        why = w["sample_chosen_default"].format(low=low, high=high)
+    unknown = sample.tokens.count("[UNK]")
+    c, (o, e) = w.colon, ("（", "）") if w.lang == "zh" else (" (", ")")  # Chinese takes full-width brackets
+    return (
+        f"{w['sample']} #{sample.index}{o}{why}{e}{c}\u201c{sample.text}\u201d{o}{w['true']}{c}"
+        f"{w.class_name(names[sample.label])}{w.comma}{w['predicted']}{c}{w.class_name(names[sample.predicted])}"
+        f"{w.semicolon}{w['unknown_share']} {w.pct(sample.unknown_share, 1)}{c}{unknown}/{len(sample.tokens)}{e}"
+    )
 
 
 def attention_section(ctx: ReportContext) -> Section:
@@ -344,31 +438,37 @@ def attention_section(ctx: ReportContext) -> Section:
     section = Section("attention", w["attention"])
     analysis = ctx.attention
     if isinstance(analysis, str):
-        return section.add(Para(f"{w['unavailable']}: {analysis}."))
+        return section.add(Para(f"{w['unavailable']}{w.colon}{analysis}"))
     sample = analysis.sample
-    names = analysis.class_names
     section.add(
         Para(w["attention_intro"]),
-        Para(
-            f"{w['sample']} #{sample.index}: \u201c{sample.text}\u201d ({w['true']}: {w.class_name(names[sample.label])}, "
-            f"{w['predicted']}: {w.class_name(names[sample.predicted])})"
-        ),
-    )
-    section.add(
+        Para(_sample_line(analysis, w)),
         Image(draw(plotter.attention_head, sample.tokens, sample.weights[0][0].numpy(), 0, 0)),
         Image(draw(plotter.attention_grid, sample.tokens, [lw.numpy() for lw in sample.weights])),
     )
-    heads = analysis.heads
+    heads, compared = analysis.heads, analysis.compared
+    name = w.ablation(COMPARED_ABLATION)
     section.add(
-        Para(w["heads_intro"].format(n=heads.samples, u=heads.uniform_entropy)),
-        Image(draw(plotter.head_summary, heads.entropy.numpy(), heads.distance.numpy(), heads.uniform_entropy)),
-        tables.head_table(heads, w),
+        Para(w["heads_intro"].format(n=heads.samples, unk=w.pct(heads.unknown_share, 1))),
+        Para(
+            w["heads_kinds"].format(
+                self=SELF_SHARE, positional=POSITIONAL_DISTANCE, broad=BROAD_ENTROPY, focused=FOCUSED_ENTROPY
+            )
+        ),
     )
-    return section
+    if compared is not None:
+        rows = w["rows_same" if analysis.same_rows else "rows_own"].format(n=compared.samples)
+        unk = w.pct(compared.unknown_share, 1)
+        text = w["heads_compared"].format(name=name, run=compared.run_dir, rows=rows, unk=unk)
+        section.add(Para(text))
+    elif analysis.compared_note:
+        section.add(Para(w["heads_compared_missing"].format(name=name, why=w.say(analysis.compared_note))))
+    summaries = [(w["selected_model"], heads)] + ([(name, compared)] if compared is not None else [])
+    return section.add(Image(draw(plotter.head_summary, summaries)), tables.head_table(heads, w, compared))
 
 
 def conclusions_section(ctx: ReportContext) -> Section:
-    return Section("conclusions", ctx.w["conclusions"]).add(Bullets([c.text for c in ctx.claims]))
+    return Section("conclusions", ctx.w["conclusions"]).add(claim_bullets(ctx.claims))
 
 
 # The report's sections in reading order: build.write_report builds each of these, and only these.

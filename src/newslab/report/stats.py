@@ -46,7 +46,11 @@ class Interval:
     high: float | None = None
 
 
-def mean_interval(values: Sequence[float], level: float = LEVEL) -> Interval | None:
+def mean_interval(
+    values: Sequence[float], level: float = LEVEL, within: tuple[float, float] | None = None
+) -> Interval | None:
+    """The mean's t interval; `within` cuts it to a quantity's range (an accuracy's [0, 1]: with 2 or 3 seeds
+    the t interval can pass both ends)."""
     values = [float(v) for v in values]
     if not values:
         return None
@@ -55,12 +59,15 @@ def mean_interval(values: Sequence[float], level: float = LEVEL) -> Interval | N
         return Interval(mean, 1)
     std = statistics.stdev(values)
     half = sps.t.ppf(0.5 + level / 2, len(values) - 1) * std / math.sqrt(len(values))
-    return Interval(mean, len(values), std, mean - half, mean + half)
+    low, high = mean - half, mean + half
+    if within is not None:
+        low, high = max(low, within[0]), min(high, within[1])
+    return Interval(mean, len(values), std, low, high)
 
 
-def t_errorbar(values: Sequence[float]) -> tuple[float, float]:
+def t_errorbar(values: Sequence[float], within: tuple[float, float] | None = None) -> tuple[float, float]:
     """(low, high) of the t interval, for seaborn's `errorbar=`; collapses to the value for n = 1."""
-    iv = mean_interval(values)
+    iv = mean_interval(values, within=within)
     assert iv is not None, "t_errorbar needs at least one value"  # seaborn never asks for an empty group
     if iv.low is None or iv.high is None:
         return iv.mean, iv.mean

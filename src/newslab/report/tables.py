@@ -5,8 +5,9 @@ which print "–" for a missing value: a table never shows NaN.
 from __future__ import annotations
 
 from ..study.results import StudyResult
-from .attention import HeadSummary, relative_entropy
+from .attention import COMPARED_ABLATION, HeadSummary, mean_sd
 from .bestmodel import BestRun
+from .classical import Baselines
 from .effects import AblationResults, is_ablation_study, selected
 from .i18n import Words
 from .render import Table
@@ -21,17 +22,18 @@ def _mean_std(values: list[float], w: Words) -> str:
 
 
 def _ci(values: list[float], w: Words) -> str:
-    iv = mean_interval(values)
+    iv = mean_interval(values, within=(0.0, 1.0))  # an accuracy's interval stays within 0-100%
     if iv is None or iv.low is None or iv.high is None:
         return "–"
     return f"[{100 * iv.low:.2f}, {100 * iv.high:.2f}]"
 
 
-def results_table(result: StudyResult, w: Words) -> Table:
+def results_table(result: StudyResult, w: Words, baselines: Baselines | None = None) -> Table:
     """Every configuration (point x nuisance) on the selection runs, best mean validation accuracy first;
     beside each chosen configuration its confirmation runs (fresh seeds, the chosen epoch). Test accuracy
     is shown for the selected configuration alone (a grid's pick; an ablation study selects nothing), from
-    the runs that estimate it: every other cell reads "sealed"."""
+    the runs that estimate it: every other cell reads "sealed". `baselines` (a grid's) adds the classical
+    models below, marked as references: their choice of C used no Transformer run, so their test is shown."""
     summaries = sorted(result.summaries(), key=lambda s: -s.val_mean)
     ablation = is_ablation_study(result)
     pick = None if ablation else selected(result)
@@ -70,7 +72,14 @@ def results_table(result: StudyResult, w: Words) -> Table:
             "–" if row["time_s"] is None else f"{row['time_s']:.0f}",
         ]
         rows.append(cells if ablation else [*cells, "★" if chosen else ""])
-    return Table(headers, rows)
+    if baselines is None or ablation:
+        return Table(headers, rows)
+    for fit in baselines.fits:  # after the ranked configurations, never among them
+        label = f"{w[fit.model]} (C={fit.C:g})"
+        reference = [label, *[""] * (len(names) - 1), w.pct(fit.selection_accuracy), "–"]
+        reference += [w.pct(fit.val_accuracy), "–", "–", "–", w.pct(fit.test_accuracy), "–", f"{fit.fit_s:.1f}"]
+        rows.append([*reference, w["reference"]])
+    return Table(headers, rows, w["classical_caption"])
 
 
 def selected_line(result: StudyResult, w: Words) -> str:
@@ -82,13 +91,13 @@ def selected_line(result: StudyResult, w: Words) -> str:
     if w.lang == "zh":
         stage = "确认运行" if pick.confirmation else "选择运行（未经确认）"
         return (
-            f"选中的配置（按选择运行的平均验证准确率）：{label}；其测试准确率（唯一未封存的）为 {_mean_std(tests, w)}"
+            f"选中的配置（按选择运行的平均验证准确率）：{label}；其测试准确率（Transformer 中唯一未封存的）为 {_mean_std(tests, w)}"
             f"（{runs.n} 次{stage}，95% 置信区间 {_ci(tests, w)}）。"
         )
     stage = "confirmation run(s)" if pick.confirmation else "selection run(s), not confirmed"
     return (
         f"Selected configuration (by the selection runs' mean validation accuracy): {label}; its test accuracy, "
-        f"the only one unsealed, is {_mean_std(tests, w)} over its {runs.n} {stage} (95% CI {_ci(tests, w)})."
+        f"the only Transformer's unsealed, is {_mean_std(tests, w)} over its {runs.n} {stage} (95% CI {_ci(tests, w)})."
     )
 
 
@@ -97,7 +106,7 @@ def failures_table(result: StudyResult, w: Words) -> Table | None:
     if not failed:
         return None
     return Table(
-        [w["trial"], w["config"], "seed", "reason"],
+        [w["trial"], w["config"], w["seed"], w["fail_reason"]],
         [[str(t.number), w.point({**t.point, **t.nuisance}), str(t.seed), t.fail_reason or "–"] for t in failed],
     )
 
@@ -158,7 +167,7 @@ def per_class_table(best: BestRun, w: Words) -> Table:
         ]
         for i, name in enumerate(best.class_names)
     ]
-    return Table([w["class"], w["precision"], w["recall"], w["f1"], w["support"]], rows)
+    return Table([w["class"], w["class_precision"], w["recall"], w["f1"], w["support"]], rows)
 
 
 def misclassified_table(best: BestRun, w: Words, limit: int = 6) -> Table | None:
@@ -175,20 +184,30 @@ def misclassified_table(best: BestRun, w: Words, limit: int = 6) -> Table | None
     )
 
 
-def head_table(summary: HeadSummary, w: Words) -> Table:
-    relative = relative_entropy(summary)
+def head_table(summary: HeadSummary, w: Words, compared: HeadSummary | None = None) -> Table:
+    """Per head: its kind, self share, entropy and distance / uniform attention's as mean ± sd over the rows,
+    the raw means; and, given `compared` (the COMPARED_ABLATION model, same layers and heads), its kind and
+    measures."""
+    measures = ("self_share", "entropy_rel", "distance_rel")
+
+    def cells(s: HeadSummary) -> list[list[str]]:  # one per head, layer by layer: kind, then `measures`
+        spread = lambda m, sd: [f"{a:.2f} ± {b:.2f}" for a, b in zip(m.flatten().tolist(), sd.flatten().tolist())]
+        columns = [spread(*mean_sd(v)) for v in (s.self_share, s.entropy_ratio, s.distance_ratio)]
+        kinds = [w[f"kind_{kind}"] for row in s.kinds() for kind in row]
+        return [list(head) for head in zip(kinds, *columns)]
+
+    layers, heads = summary.shape
+    headers = [w["layer"], w["head"], w["head_kind"], *(w[key] for key in measures), w["entropy"], w["distance"]]
+    raw = zip(summary.entropy.mean(0).flatten().tolist(), summary.distance.mean(0).flatten().tolist())
     rows = [
-        [
-            str(layer + 1),
-            str(head + 1),
-            f"{summary.entropy[layer, head]:.3f}",
-            f"{relative[layer, head]:.2f}",
-            f"{summary.distance[layer, head]:.2f}",
-        ]
-        for layer in range(summary.entropy.shape[0])
-        for head in range(summary.entropy.shape[1])
+        [str(i // heads + 1), str(i % heads + 1), *mine, f"{entropy:.2f}", f"{distance:.2f}"]
+        for i, (mine, (entropy, distance)) in enumerate(zip(cells(summary), raw))
     ]
-    return Table([w["layer"], w["head"], w["entropy"], w["entropy_rel"], w["distance"]], rows)
+    if compared is not None and compared.shape == (layers, heads):
+        name = w.ablation(COMPARED_ABLATION)
+        headers += [f"{w[key]} ({name})" for key in ("head_kind", *measures)]
+        rows = [row + theirs for row, theirs in zip(rows, cells(compared))]
+    return Table(headers, rows)
 
 
 def data_table(info: dict, w: Words) -> Table:

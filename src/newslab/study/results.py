@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from .. import names
 from ..errors import NewslabError
 from .spec import StudySpec, TrialPlan, point_key
 from .storage import load_study, mask_url, storage_errors, trial_states
@@ -269,32 +270,95 @@ def study_results(name: str, storage) -> StudyResult:
 
 
 # --------------------------------------------------------------------------- status
-def status_line(result: StudyResult, now: float | None = None) -> str:
-    """Counts by state, time spent and time left; once nothing waits or runs, the clock stops at the
-    last trial's end."""
-    c = result.counts()
-    total = sum(c.values())
-    left = c["waiting"] + c["running"]
+def _plan_key(t: TrialRecord) -> str:
+    return TrialPlan(t.point, t.nuisance, t.seed, t.stop_epoch).key
+
+
+def study_progress(result: StudyResult) -> tuple[int, int]:
+    """(trials ended, trials in all) of the whole study, each plan key counted once (a failed attempt and its
+    retry are one trial; it has ended once an attempt completed, or its last one failed and none is queued).
+    In all: every selection plan, and every point on each confirmation seed, queued or not yet, so the total
+    holds still from the first selection trial through the last confirmation."""
+    plans = result.spec.trials()
+    attempts: dict[str, list[str]] = {plan.key: [] for plan in plans}
+    for t in result.trials:
+        attempts.setdefault(_plan_key(t), []).append(t.state)
+    queued_confirmations = {_plan_key(t) for t in result.trials if t.role == "confirm"}
+    selecting = any(t.role == "select" and t.state in ("WAITING", "RUNNING") for t in result.trials)
+    if selecting:  # the confirmations are not chosen yet: every point, on each confirmation seed
+        points = {point_key(plan.point) for plan in plans}
+        unqueued = max(0, len(points) * len(result.spec.confirm_seed_list) - len(queued_confirmations))
+    else:  # what the selection chose, whether queued yet or not (none for a point whose every run failed)
+        unqueued = len({plan.key for plan in result.confirmation_plans()} - queued_confirmations)
+    return sum(map(_ended, attempts.values())), len(attempts) + unqueued
+
+
+def _ended(states: list[str]) -> bool:
+    """Whether a trial with these attempts has ended: one completed, or none is left to run (all failed)."""
+    return "COMPLETE" in states or bool(states) and not {"WAITING", "RUNNING"} & set(states)
+
+
+def _clock(result: StudyResult, now: float | None = None, progress: tuple[int, int] | None = None) -> str:
+    """ "elapsed 3.2 min | study left ~1.5 min": time left is the whole study's (study_progress: the
+    confirmations too, queued or not), the mean completed trial's time for each trial left, over the trials
+    running side by side; once every trial has ended, the clock stops at the last trial's end."""
+    done, total = progress or study_progress(result)
+    left = total - done
     ended = [t.finished for t in result.trials if t.finished is not None]
     end = max(ended) if not left and ended else (now or time.time())
-    elapsed = end - (result.created or end)
+    elapsed = end - (end if result.created is None else result.created)
     done_times = [t.wall_time_s for t in result.trials if t.state == "COMPLETE" and t.wall_time_s]
-    parallel = max(1, c["running"])
+    parallel = max(1, result.counts()["running"])
     eta = (
         f"{statistics.fmean(done_times) * left / parallel / 60:.1f} min"
         if done_times and left
         else ("0 min" if not left else "unknown")
     )
+    return f"elapsed {elapsed / 60:.1f} min | study left ~{eta}"
+
+
+def status_line(result: StudyResult, now: float | None = None) -> str:
+    """Trials complete of the study's planned total (study_progress), attempts by state, time spent and left."""
+    c, progress = result.counts(), study_progress(result)
     return (
-        f"{result.name}: {c['complete']}/{total} complete, {c['running']} running, {c['failed']} failed, "
-        f"{c['waiting']} waiting | elapsed {elapsed / 60:.1f} min | left ~{eta}"
+        f"{result.name}: {c['complete']}/{progress[1]} complete, {c['running']} running, {c['failed']} failed, "
+        f"{c['waiting']} waiting | {_clock(result, now, progress)}"
     )
 
 
+def trial_position(result: StudyResult, number: int) -> int:
+    """k: trial `number` is the k-th of the study's trials to start (a retried trial counts once, where it
+    first started)."""
+    keys = {t.number: _plan_key(t) for t in result.trials}
+    first: dict[str, int] = {}  # per trial key, the number of its first started attempt
+    for t in sorted(result.trials, key=lambda t: t.number):
+        if t.state != "WAITING" or t.number == number:
+            first.setdefault(keys[t.number], t.number)
+    mine = first.get(keys.get(number, ""), number)
+    return sum(n <= mine for n in first.values())
+
+
+def trial_line(result: StudyResult, number: int, what: str, now: float | None = None) -> str:
+    """One trial's log line: "[study] trial 4/21 (#3) WHAT | 3/21 complete | elapsed 0.5 min | study left ~1.5 min"."""
+    progress = study_progress(result)
+    k, total, complete = trial_position(result, number), progress[1], result.counts()["complete"]
+    clock = _clock(result, now, progress)
+    return f"[{result.name}] trial {k}/{total} (#{number}) {what} | {complete}/{total} complete | {clock}"
+
+
+def plan_words(point: dict, nuisance: dict, seed: int) -> str:
+    """A trial's settings for a reader: "embed_dim 64, heads 2, lr 0.001, seed 0" (nothing for an empty part)."""
+    values = {**point, **nuisance, "seed": seed}
+    return ", ".join(f"{names.parameter(k)} {names.value(k, v)}" for k, v in values.items())
+
+
 # ------------------------------------------------------------------------ formatting
-def _cell(value: Any) -> str:
+def _cell(value: Any, name: str | None = None) -> str:
+    """A value for a reader: a setting's (`name`) as the report writes it, a number to 4 digits, "-" if none."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
+    if name is not None:
+        return names.value(name, value)
     if isinstance(value, float):
         return f"{value:.4g}"
     return str(value)
@@ -308,7 +372,9 @@ def _acc(mean: float | None, std: float | None) -> str:
 
 def format_results(result: StudyResult, fmt: str = "table", show_test: bool = False) -> str:
     """Points best first. Test accuracy is sealed: shown for the selected point only, unless `show_test`
-    (labelled "unsealed": test numbers of points that were not selected are not for choosing)."""
+    (labelled "unsealed": test numbers of points that were not selected are not for choosing). The table
+    and markdown formats name settings and ablations as the report does (newslab.names); csv and json
+    keep the raw names and values, for programs."""
     rows = result.rows(show_test)
     if fmt == "json":
         return json.dumps(
@@ -332,17 +398,19 @@ def format_results(result: StudyResult, fmt: str = "table", show_test: bool = Fa
     first = result.points()[0]
     params = [*first.point, *first.nuisance]
     test_header = "test acc (unsealed)" if show_test else "test acc (selected only)" if result.selects else "test acc"
-    headers = [*params, "selection val acc", "n", "confirmed val acc", "n", "epoch", test_header, "params", "time (s)"]
+    # the report's words: its results table has these columns
+    headers = [*map(names.parameter, params), "selection val acc", "n", "confirmation val acc", "n", "chosen epoch"]
+    headers += [test_header, "parameters", "time (s)"]
     table = [
         [
-            *(_cell(r[p]) for p in params),
+            *(_cell(r[p], p) for p in params),
             _acc(r["val_acc_mean"], r["val_acc_std"]),
             str(r["n"]),
             _acc(r["confirm_val_acc_mean"], r["confirm_val_acc_std"]),
             str(r["confirm_n"]),
             _cell(r["epoch"]),
             "sealed" if r["test_acc_mean"] is None and not show_test else _acc(r["test_acc_mean"], r["test_acc_std"]),
-            _cell(r["params"]),
+            "-" if r["params"] is None else f"{r['params']:,}",
             _cell(round(r["time_s"] or 0)),
         ]
         for r in rows

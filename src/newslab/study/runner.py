@@ -24,7 +24,7 @@ from pathlib import Path
 
 from ..errors import ConfigError, NewslabError
 from . import storage as store
-from .results import StudyResult, status_line, study_results
+from .results import StudyResult, plan_words, status_line, study_results, trial_line
 from .spec import StudySpec, TrialPlan
 
 
@@ -181,7 +181,7 @@ class _Heartbeat:
         self.thread.join()
 
 
-def _set_up(study, trial, out_dir: Path, threads: int | None, log: Callable[[str], None]):
+def _set_up(study, trial, out_dir: Path, threads: int | None, say: Callable[[int, str], None]):
     """A claimed trial's RunConfig and run folder, its parameters recorded for Optuna's dashboard."""
     spec = StudySpec(**study.user_attrs["spec"])
     attrs = trial.user_attrs
@@ -198,8 +198,8 @@ def _set_up(study, trial, out_dir: Path, threads: int | None, log: Callable[[str
     )
     run_dir = out_dir / "studies" / study.study_name / f"trial-{trial.number:04d}"
     trial.set_user_attr("run_dir", str(run_dir))
-    shown = " | ".join(part for part in attrs["key"].split(" | ") if part != "-")  # no empty nuisance
-    log(f"[{study.study_name}] trial {trial.number}: {shown} ...")
+    stage = f" (confirmation, to epoch {attrs['stop_epoch']})" if attrs.get("role") == "confirm" else ""
+    say(trial.number, f"started: {plan_words(attrs['point'], attrs['nuisance'], attrs['seed'])}{stage}")
     return config, run_dir
 
 
@@ -218,7 +218,15 @@ def _unless_failed_meanwhile(
     return True
 
 
-def _run_trial(study, trial_id: int, out_dir: Path, threads: int | None, log: Callable[[str], None]) -> None:
+def _run_trial(
+    study,
+    trial_id: int,
+    out_dir: Path,
+    threads: int | None,
+    log: Callable[[str], None],
+    say: Callable[[int, str], None],
+) -> None:
+    """Train one claimed trial and tell its outcome; `say(number, what)` logs a line on where the study stands."""
     # imported per trial: torch loads only in processes that train, and tests may replace train
     from ..runs import RunFolder
     from ..train import train
@@ -230,7 +238,7 @@ def _run_trial(study, trial_id: int, out_dir: Path, threads: int | None, log: Ca
         trial = None
         try:
             trial = store.running_trial(study, trial_id)
-            config, run_dir = _set_up(study, trial, out_dir, threads, log)
+            config, run_dir = _set_up(study, trial, out_dir, threads, say)
         except BaseException as exc:  # failed now, never left RUNNING: the next `study run` re-queues it
             interrupted = isinstance(exc, KeyboardInterrupt)
             reason = (str(exc) or "interrupted by the user (Ctrl-C)") if interrupted else f"{type(exc).__name__}: {exc}"
@@ -264,7 +272,7 @@ def _run_trial(study, trial_id: int, out_dir: Path, threads: int | None, log: Ca
             raise
         except Exception as exc:
             if _unless_failed_meanwhile(study, trial, run_dir, log, failed(f"{type(exc).__name__}: {exc}"[:500])):
-                log(f"[{name}] trial {trial.number} failed: {type(exc).__name__}: {exc}")
+                say(trial.number, f"failed: {type(exc).__name__}: {exc}")
             return
 
         def completed() -> None:
@@ -294,11 +302,11 @@ def _run_trial(study, trial_id: int, out_dir: Path, threads: int | None, log: Ca
         if not _unless_failed_meanwhile(study, trial, run_dir, log, completed):
             return
     if result.status != "completed":
-        log(f"[{name}] trial {trial.number} failed: {result.reason}")
+        say(trial.number, f"failed: {result.reason}")
         return
     assert result.best_val_accuracy is not None  # a completed run has it
     # no test accuracy here: it stays sealed until the final pick (`newslab study results`)
-    log(f"[{name}] trial {trial.number} done: val {100 * result.best_val_accuracy:.2f}% ({result.wall_time_s:.0f} s)")
+    say(trial.number, f"done: val {100 * result.best_val_accuracy:.2f}% in {result.wall_time_s:.0f} s")
 
 
 def run_worker(
@@ -327,13 +335,16 @@ def run_worker(
         threads = _check_threads(name, study, threads) or threads  # the study's own (older studies: the flag's)
         TrialState = store.trial_states()
         done = 0
+
+        def say(number: int, what: str) -> None:  # "[study] trial k/N (#number) WHAT | complete, elapsed, left"
+            log(trial_line(study_results(name, storage), number, what))
+
         while True:
             store.check_storage(storage, where)  # a deleted file: open connections would not notice
             store.fail_stale_trials(study)  # a killed worker's trial: FAIL, then re-queued by the retry callback
             trial_id = store.claim_trial(study)
             if trial_id is not None:
-                log(status_line(study_results(name, storage)))  # k/N complete, elapsed, time left
-                _run_trial(study, trial_id, out, threads, log)
+                _run_trial(study, trial_id, out, threads, log, say)
                 done += 1
                 continue
             if not study.get_trials(deepcopy=False, states=(TrialState.RUNNING, TrialState.WAITING)):
