@@ -162,3 +162,18 @@ def test_a_config_file_and_ablation_flags_add_up(tmp_path: Path, data_dir: Path)
     run.write_text(json.dumps(config.to_dict()))
     again = config_from_args(build_parser().parse_args(["train", "--config", str(run), "--lr", "5e-4"]))
     assert again == config.replace(lr=5e-4)
+
+
+def test_a_named_recipe_is_a_config_file_that_flags_override(tmp_path) -> None:
+    from newslab.cli import build_parser, config_from_args
+    from newslab.config import TRAIN_PRESETS, load_config_file
+
+    assert "best" in TRAIN_PRESETS and TRAIN_PRESETS["best"].is_file()
+    recipe = load_config_file(TRAIN_PRESETS["best"])
+    config = config_from_args(build_parser().parse_args(["train", "--preset", "best", "--seed", "2"]))
+    assert all(config[k] == v for k, v in recipe.items()) and config.optim.seed == 2
+    assert config_from_args(build_parser().parse_args(["train", "--preset", "best", "--lr", "0.01"])).optim.lr == 0.01
+    with pytest.raises(SystemExit):  # one source of settings: a file or a recipe
+        build_parser().parse_args(["train", "--preset", "best", "--config", str(tmp_path / "x.yaml")])
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["train", "--preset", "fastest"])

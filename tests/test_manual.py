@@ -22,7 +22,7 @@ from browser import artefacts_dir, check_in_browser, keep_artefacts
 from newslab import manual
 from newslab.cli import main
 from newslab.config import RunConfig
-from newslab.errors import NewslabError
+from newslab.errors import ConfigError, NewslabError
 from newslab.manual import TrialBar, analyse_attention, manual_plan, run_baseline
 from newslab.manual_next import next_commands, next_report_dir, next_steps, spec_changes, todo_status
 from newslab.positions import POSITIONAL_ENCODINGS
@@ -75,6 +75,24 @@ def test_presets_resolve_to_a_baseline_and_two_studies(tmp_path: Path) -> None:
     assert quick.baseline.optim.patience == quick.grid.fixed["patience"] and quick.workers == 2
     with pytest.raises(Exception, match="--preset 'huge' is not one of"):
         manual_plan("huge")
+
+
+def test_chapters_run_after_the_ablations_from_the_grids_best_configuration(tmp_path: Path) -> None:
+    full = manual_plan("full", out_dir=tmp_path)
+    names = ["full-pos-enc", "full-scale", "full-pretraining", "full-search"]  # the original manual's TODO list
+    assert [c.name for c in full.chapters] == names
+    assert all(c.base_study == "full-grid" and c.fixed["epochs"] == 10 for c in full.chapters)
+    assert [c.seed_list for c in full.chapters] == [[0, 1, 2, 3, 4]] * 3 + [[0]]  # a search runs each draw once
+    assert manual_plan("quick", out_dir=tmp_path).chapters == []  # the quick preset stays within its ten minutes
+    quick = manual_plan("quick", out_dir=tmp_path, chapters=["quick-scale", "quick-pos-enc", "quick-scale"])
+    assert [c.name for c in quick.chapters] == ["quick-scale", "quick-pos-enc"]
+    assert all(c.base_study == "quick-grid" for c in quick.chapters)
+    assert quick.command.endswith("--chapter quick-scale --chapter quick-pos-enc") and "--chapter" not in full.command
+    with pytest.raises(
+        ConfigError, match="--chapter 'pos-enc' is not a chapter of --preset quick: quick-pos-enc | quick-scale"
+    ):
+        manual_plan("quick", chapters=["pos-enc"])
+    assert main(["manual", "--preset", "quick", "--chapter", "scale", "--out-dir", str(tmp_path)]) == 2
 
 
 def test_a_finished_baseline_is_not_trained_again(tiny_config: RunConfig, monkeypatch) -> None:
@@ -219,7 +237,14 @@ def test_next_steps_show_what_the_follow_up_specs_change_and_how_to_run_them(tmp
     todo = todo_status(plan, files).set_index("original manual's TODO")
     assert "next-grid.yaml" in todo.loc["More hyperparameter combinations", "in newslab"]
     assert all(name in todo.loc["Other positional encodings", "in newslab"] for name in POSITIONAL_ENCODINGS)
-    assert todo.loc["Pretraining + fine-tuning", "status"] == "not implemented"
+    assert set(todo["status"]) == {"available"}  # every item of the original manual's TODO list has its chapter
+    for item, chapter in (
+        ("Longer sequences", "quick-scale"),
+        ("Other positional", "quick-pos-enc"),
+        ("Pretraining", "quick-pretraining"),
+    ):
+        row = next(text for name, text in todo["in newslab"].items() if name.startswith(item))
+        assert f"`{chapter}` chapter" in row and f"--preset {plan.preset} --chapter NAME" in row
 
 
 # --------------------------------------------------------------- the real quick manual

@@ -38,8 +38,9 @@ def test_padding_does_not_change_a_samples_logits(pos_encoding: str) -> None:
         assert_close(batched[i : i + 1], alone, rtol=1e-5, atol=1e-5)
 
 
-def test_fused_attention_equals_explicit_path() -> None:
-    model = build(small()).eval()
+@pytest.mark.parametrize("pos_encoding", sorted(POSITIONAL_ENCODINGS))
+def test_fused_attention_equals_explicit_path(pos_encoding: str) -> None:
+    model = build(small(pos_encoding=pos_encoding)).eval()
     ids, pad_mask = random_batch([7, 12, 2, 9])
     fused = model(ids, pad_mask)
     explicit, weights = model(ids, pad_mask, need_weights=True)
@@ -49,8 +50,12 @@ def test_fused_attention_equals_explicit_path() -> None:
     assert torch.all(weights[1][2, :, :, 2:] == 0)  # the 2-token sample never attends to padding
 
 
-def test_fused_attention_gradients_equal_explicit_path() -> None:
-    model = build(small(dropout=0.0))
+@pytest.mark.parametrize("pos_encoding", sorted(POSITIONAL_ENCODINGS))
+def test_fused_attention_gradients_equal_explicit_path(pos_encoding: str) -> None:
+    model = build(small(dropout=0.0, pos_encoding=pos_encoding))
+    if model.attention_positions is not None:  # a learned bias starts at 0: give it a gradient-carrying value
+        for p in model.attention_positions.parameters():
+            torch.nn.init.normal_(p)
     ids, pad_mask = random_batch([7, 12, 2])
     grads = []
     for need_weights in (False, True):
@@ -86,7 +91,7 @@ def test_each_ablation_changes_exactly_what_it_claims_in_the_model(name: str) ->
         assert all(blk.ffn is None and blk.ln_ffn is None for blk in ablated.blocks)
         assert not any("ffn" in n for n, _ in ablated.named_parameters())
     elif name == "no_pe":
-        assert ablated.positions is None and a == b
+        assert ablated.positions is None and ablated.attention_positions is None and a == b
         ids, pad_mask = random_batch([6])
         ablated.eval()
         reversed_ids = ids.flip(1)  # without positions the model is permutation invariant
@@ -162,6 +167,8 @@ def test_parameter_counts_add_up() -> None:
         ({"num_layers": -1}, "--num-layers must be a positive integer"),
         ({"ablation": "no_attention"}, "--ablation 'no_attention' is unknown"),
         ({"pos_encoding": "rotary"}, "--pos-encoding 'rotary' is not one of"),
+        ({"pos_encoding": "rope", "embed_dim": 12, "num_heads": 4}, "--num-heads 4 must be an even head size for rope"),
+        ({"pos_encoding": "sinusoidal", "embed_dim": 9, "num_heads": 3}, "--embed-dim 9 must be even for sinusoidal"),
         ({"dropout": 1.5}, "--dropout must be in [0, 1)"),
         ({"lr": 0.0}, "--lr must be > 0"),
     ],

@@ -9,6 +9,7 @@ import pytest
 
 from newslab import names
 from newslab.config import ABLATIONS, BASELINE, settable_in_studies
+from newslab.positions import POSITIONAL_ENCODINGS
 from newslab.report import tables
 from newslab.report.i18n import Words
 from newslab.study.results import format_results
@@ -28,6 +29,12 @@ def test_every_setting_a_study_can_vary_has_an_english_and_a_chinese_name(name: 
 def test_every_ablation_has_an_english_and_a_chinese_name(name: str) -> None:
     en, zh = names.ablation(name, "en"), names.ablation(name, "zh")
     assert en != name and not CJK.search(en) and CJK.search(zh)
+
+
+@pytest.mark.parametrize("name", sorted(POSITIONAL_ENCODINGS))
+def test_every_positional_encoding_has_an_english_and_a_chinese_name(name: str) -> None:
+    en, zh = names.value("pos_encoding", name, "en"), names.value("pos_encoding", name, "zh")
+    assert set(names.ENCODINGS) == set(POSITIONAL_ENCODINGS) and en and not CJK.search(en) and CJK.search(zh)
 
 
 def test_combined_ablations_join_their_names_and_unknown_names_stay_as_given() -> None:

@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from torch.testing import assert_close
 
 import newslab.model as model_mod
@@ -74,6 +76,31 @@ def test_optimized_step_matches_the_plain_step(ablation: str | None) -> None:
         if p.requires_grad:
             assert_close(p.grad, q.grad, msg=name)
         assert_close(p, q, msg=name)  # after one fused vs one for-loop AdamW step
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    micro=st.integers(1, 7),
+    clip=st.booleans(),
+    smoothing=st.sampled_from([0.0, 0.1]),
+    seed=st.integers(0, 2**16),
+)
+def test_micro_batches_accumulate_the_whole_batchs_step(micro: int, clip: bool, smoothing: float, seed: int) -> None:
+    """--micro-batch-size splits a batch (any micro size, one that does not divide it too) and adds up the
+    gradients: loss, gradient norm, clipping and the updated weights are the whole batch's, to float noise."""
+    cfg = config(clip_grad=clip, max_grad_norm=0.05, label_smoothing=smoothing, precision="fp32")
+    whole_model, micro_model = pair(cfg)
+    # SGD: the step is linear in the gradient; Adam's g / sqrt(v) would blow float noise on near-zero gradients up
+    sgd = lambda model: torch.optim.SGD(model.parameters(), lr=0.1)
+    whole = TrainStep(whole_model, sgd(whole_model), cfg.optim)
+    accumulated = TrainStep(micro_model, sgd(micro_model), cfg.optim, micro_batch_size=micro)
+    ids, pad_mask, labels = batch(seed)
+    expected, got = whole(ids, pad_mask, labels), accumulated(ids, pad_mask, labels)
+    for a, b in zip(got, expected):
+        assert_close(a, b, rtol=1e-5, atol=1e-6)
+    for (name, p), q in zip(micro_model.named_parameters(), whole_model.parameters()):
+        assert_close(p.grad, q.grad, rtol=1e-4, atol=1e-6, msg=name)
+        assert_close(p, q, rtol=1e-5, atol=1e-6, msg=name)
 
 
 @pytest.mark.parametrize("label_smoothing", [0.0, 0.1, 0.3])

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import json
 import pickle
 import re
 import warnings
@@ -18,7 +19,7 @@ import torch
 from browser import check_in_browser
 from conftest import make_data_dir
 from newslab.cli import main
-from newslab.data import EncodedSplit, Split, collate
+from newslab.data import EncodedSplit, Split, collate, split_rows
 from newslab.metrics import macro_f1
 from newslab.report import build_report, context, fonts
 from newslab.report import effects as fx
@@ -26,6 +27,8 @@ from newslab.report.attention import HEAD_ROWS, analyse_run
 from newslab.report.bestmodel import best_run
 from newslab.report.i18n import Reason, Words
 from newslab.report.plots import Plotter
+from newslab.report.render import Table
+from newslab.report.scale import training_lengths
 from newslab.report.sections import environment
 from newslab.runs import load_run
 from newslab.study import StudySpec, load_spec, open_storage, run_study, study_results
@@ -38,6 +41,10 @@ SECTIONS = [
     "Results",
     "Hyperparameter impact",
     "Ablations",
+    "Positional encodings",
+    "Sequence length and batch size",
+    "Pretraining and fine-tuning",
+    "Search beyond the grid",
     "Best model",
     "Attention",
     "Conclusions",
@@ -48,7 +55,7 @@ CJK = re.compile(r"[\u4e00-\u9fff]")
 @pytest.fixture(scope="module")
 def studies(tmp_path_factory) -> SimpleNamespace:
     """A finished 2 x 2 grid and a 3-variant ablation study on generated data, each selected on 2 seeds and
-    confirmed on 3 fresh ones (~60 s)."""
+    confirmed on 3 fresh ones, and 4 positional encodings selected on 1 seed and confirmed on 3 (~90 s)."""
     root = tmp_path_factory.mktemp("report")
     data, out = make_data_dir(root / "data"), root / "out"
     url = f"sqlite:///{out / 'studies.db'}"
@@ -77,9 +84,26 @@ def studies(tmp_path_factory) -> SimpleNamespace:
         seeds=2,
         confirm_seeds=3,
     )
-    for spec in (grid, ablations):
+    encodings = StudySpec(
+        name="tiny-pos-enc",
+        base_study="tiny-grid",
+        fixed={"epochs": 2},
+        scientific={"pos_encoding": ["sinusoidal", "rope", "alibi", "none"]},
+        seeds=1,
+        confirm_seeds=3,
+    )
+    pretraining = StudySpec(
+        name="tiny-pretraining",
+        base_study="tiny-grid",
+        fixed={"epochs": 2, "pretrain_epochs": 2},
+        scientific={"init_from,finetune": [[None, "full"], ["pretrain", "full"]]},
+        seeds=1,
+        confirm_seeds=3,
+    )
+    for spec in (grid, ablations, encodings, pretraining):
         run_study(spec, storage_url=url, out_dir=out, threads=1, log=lambda _line: None)
-    return SimpleNamespace(data=data, out=out, url=url, names=["tiny-grid", "tiny-ablations"])
+    names = ["tiny-grid", "tiny-ablations", "tiny-pos-enc", "tiny-pretraining"]
+    return SimpleNamespace(data=data, out=out, url=url, names=names)
 
 
 def results(studies: SimpleNamespace):
@@ -115,6 +139,63 @@ def test_report_has_every_section_and_a_self_contained_html(studies, tmp_path: P
         assert followup.path.parent == files.directory and followup.command in markdown
         assert followup.command == f"newslab study run {followup.path}{files.where}"
     assert [f.path for f in files.followups] == [p for p in (files.next_grid, files.next_ablations) if p]
+
+
+def test_the_positional_chapter_compares_every_encoding_and_reads_its_heads(studies, tmp_path: Path) -> None:
+    files = build_report(studies.names, storage_url=studies.url, report_dir=tmp_path, log=None)
+    chapter = files.markdown.read_text().split("## Positional encodings")[1].split("## Sequence length")[0]
+    table, heads = (section for section in files.section("positional").blocks if isinstance(section, Table))
+    assert [row[0] for row in table.rows] == [
+        "sinusoidal",
+        "RoPE",
+        "ALiBi",
+        "none",
+    ]  # the reference, then the spec's order
+    assert "Bonferroni-adjusted over the study's 3 variants" in table.caption
+    assert [row[:2] for row in heads.rows] == [
+        ["sinusoidal", "added to the embeddings"],
+        ["RoPE", "in every attention layer"],
+        ["ALiBi", "in every attention layer"],
+        ["none", "nowhere"],
+    ]
+    storage = open_storage(studies.url)
+    study = study_results("tiny-pos-enc", storage)
+    for row, name in zip(heads.rows, ["sinusoidal", "rope", "alibi", "none"]):  # the numbers of that encoding's run
+        point = next(s for s in study.points() if s.point["pos_encoding"] == name)
+        run = min(study.confirmation(point).trials, key=lambda t: t.seed).run_dir
+        summary = analyse_run(run).heads
+        assert row[4] == f"{float(summary.distance_ratio.mean(0).mean()):.2f}"
+        assert sum(int(part.split()[-1]) for part in row[5].split(", ")) == summary.shape[0] * summary.shape[1]
+    assert "tiny-pos-enc-variants.png" in chapter and "tiny-pos-enc-encoding-heads.png" in chapter
+    claims = [c for c in files.claims if c.topic == "positional"]
+    assert {c.subject for c in claims} >= {"tiny-pos-enc", "rope", "alibi", "none", "tiny-pos-enc/heads"}
+    assert all(c.verdict in ("significant", "inconclusive", "untested") for c in claims if c.under == "tiny-pos-enc")
+    assert "against sinusoidal" in claims[0].text and "attends nearest" in claims[-1].text
+
+
+def test_the_pretraining_chapter_compares_with_training_from_scratch_and_counts_the_cost(
+    studies, tmp_path: Path
+) -> None:
+    files = build_report(studies.names, storage_url=studies.url, report_dir=tmp_path, log=None)
+    (table,) = [b for b in files.section("pretraining").blocks if isinstance(b, Table)]
+    assert [row[0] for row in table.rows] == ["from scratch", "pretrained, fine-tuning full"]
+    assert table.rows[0][6] == "reference" and table.rows[0][8] == "–"
+    assert table.rows[1][6] in ("significant", "inconclusive") and table.rows[1][8].endswith("× 2")  # one per split
+    encoders = sorted((studies.out / "pretrained").glob("*/final.json"))
+    assert len(encoders) == 2 and all(json.loads(p.read_text())["status"] == "completed" for p in encoders)
+    seconds = [json.loads(p.read_text())["train_seconds"] for p in encoders]
+    assert table.rows[1][8] == f"{sum(seconds) / 2:.0f} × 2"
+    (claim,) = [c for c in files.claims if c.topic == "pretraining" and c.under == "tiny-pretraining"]
+    assert claim.text.startswith("pretrained, fine-tuning full: ") and "held-out masked-token accuracy" in claim.text
+
+
+def test_the_scale_chapter_reads_the_training_rows_lengths_under_the_studys_tokenizer(studies) -> None:
+    grid = results(studies)[0]
+    lengths = training_lengths(grid)
+    run = load_run(next(t.run_dir for t in grid.trials if t.run_dir))
+    rows = split_rows(studies.data, run.config.data).train  # the same rows, tokenized again here
+    expected = [len(ids) for ids in run.tokenizer.encode_batch(rows.texts)]
+    assert sorted(lengths.counts.tolist()) == sorted(expected) and lengths.percentile(100) == max(expected)
 
 
 @pytest.mark.parametrize("copied", [copy.copy, copy.deepcopy, *(

@@ -248,9 +248,9 @@ def test_the_same_best_lr_everywhere_is_qualified_by_its_tests() -> None:
 
     slight, strong = claim(0.01, confirm=3), claim(0.08, confirm=5)
     assert slight.verdict == "inconclusive" and slight.text.startswith(
-        "The best lr is 0.001 at every model size (inconclusive: no lr difference at any size is significant"
+        "The best lr is 0.001 in every configuration (inconclusive: no lr difference at any size is significant"
     )
-    assert strong.verdict == "info" and strong.text == "The best lr is 0.001 at every model size."
+    assert strong.verdict == "info" and strong.text == "The best lr is 0.001 in every configuration."
 
 
 def test_the_best_configuration_is_chosen_on_selection_and_estimated_on_confirmation() -> None:
@@ -305,11 +305,11 @@ def test_missing_ablation_variants_are_reported_not_dropped(tmp_path: Path) -> N
     result = without(ablations("a", {"no_pe": 0.08}), "no_ffn")
     claims = by_subject(conclusions([result]), "ablation")
     assert claims["no_ffn"].verdict == "untested" and "no completed confirmation run" in claims["no_ffn"].text
-    assert "across the 5 compared ablations" in claims["ranking"].text
+    assert "across the study's 6 ablations" in claims["ranking"].text  # the missing one counts: planned
     assert claims["summary"].text.endswith("; is untested for: no FFN.")
     table = next(b for b in ablation_section(context([result], tmp_path)).blocks if isinstance(b, Table))
     assert table.rows[-1][:3] == ["no FFN", "–", "0"] and table.rows[-1][-1] == "not confirmed"
-    assert len(table.rows) == 7 and "Bonferroni-adjusted over the 5 compared ablations" in table.caption
+    assert len(table.rows) == 7 and "Bonferroni-adjusted over the study's 6 variants" in table.caption
 
 
 def test_no_confirmed_baseline_differs_from_no_confirmed_variant(tmp_path: Path) -> None:

@@ -23,6 +23,14 @@ ALLOWED = {
     *("UNK", "PAD", "L", "log", "p", "n", "t", "csv", "yaml", "txt", "cpu", "cuda", "word"),
     *("INDEX", "NAME", "LxHy", "x", "y"),  # metavars of flags, the layer/head notation
     *("TF", "IDF", "SVM", "C", "Transformer"),  # the classical baselines: method names and their parameter
+    *("RoPE", "ALiBi", "i", "j", "k", "BERT"),  # method names, the offset j − i, the lr rule's batch^k
+    *(
+        "TPE",
+        "CMA",
+        "ES",
+        "Hyperband",
+        "fANOVA",
+    ),  # Optuna's samplers, pruners, importance evaluator  # positional encodings, offsets j − i, the lr rule batch^k
 }
 
 

@@ -6,12 +6,24 @@ import argparse
 import json
 import os
 import sys
+import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, NoReturn
 
 from .allocator import reexec_with_tcmalloc
-from .config import ABLATIONS, BASELINE, FIELDS, RunConfig, data_dir_default, field_type, flag, load_config_file
-from .errors import NewslabError
+from .config import (
+    ABLATIONS,
+    BASELINE,
+    FIELDS,
+    TRAIN_PRESETS,
+    RunConfig,
+    data_dir_default,
+    field_type,
+    flag,
+    load_config_file,
+)
+from .errors import ConfigError, NewslabError
 from .runs import Terminated
 
 
@@ -66,7 +78,13 @@ def failure_line(exc: BaseException) -> str | None:
 def add_config_flags(parser: argparse.ArgumentParser) -> None:
     """One flag per RunConfig setting, help and default taken from the field itself; `--ablation`
     (repeatable) from the ablation registry."""
-    parser.add_argument("--config", metavar="FILE", help="YAML or JSON file of the fields below; flags override it")
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--config", metavar="FILE", help="YAML or JSON file of the fields below; flags override it")
+    source.add_argument(
+        "--preset",
+        choices=sorted(TRAIN_PRESETS),
+        help="a named recipe (its YAML: newslab/presets/NAME.yaml); flags override it",
+    )
     defaults = RunConfig()
     for name, (_, f) in FIELDS.items():
         typ = field_type(name)
@@ -95,8 +113,9 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
 def config_from_args(args: argparse.Namespace) -> RunConfig:
     """The file's settings (with its own ablations, which must hold in it) under the flags'. Flag ablations
     add to the file's and override its other settings; a flag that contradicts an ablation is refused."""
-    values = load_config_file(args.config) if getattr(args, "config", None) else {}
-    source = f"--config {args.config}" if getattr(args, "config", None) else "flags"
+    path = getattr(args, "config", None) or (TRAIN_PRESETS[args.preset] if getattr(args, "preset", None) else None)
+    values = load_config_file(path) if path else {}
+    source = f"--config {path}" if getattr(args, "config", None) else f"--preset {args.preset}" if path else "flags"
     flags = {k: v for k, v in vars(args).items() if k in FIELDS}
     base = RunConfig.create({**values, **flags}, source=source)
     names = dict.fromkeys([*base.ablation, *(getattr(args, "ablation", None) or [])])
@@ -108,6 +127,27 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     result = train(config_from_args(args), overwrite=args.overwrite)
     return 0 if result.status == "completed" else 1
+
+
+def cmd_pretrain(args: argparse.Namespace) -> int:
+    from .config import PretrainConfig
+    from .pretrain import pretrain
+
+    config = config_from_args(args)
+    settings = PretrainConfig(
+        epochs=config.optim.pretrain_epochs,
+        lr=args.pretrain_lr,
+        batch_size=config.optim.batch_size,
+        mask_prob=args.mask_prob,
+        seed=config.optim.seed,
+        text_files=tuple(args.text or ()),
+    )
+    name = args.name or f"pretrain-{config.model.embed_dim}x{config.model.num_layers}-{time.strftime('%Y%m%d-%H%M%S')}"
+    if "/" in name or name in (".", ".."):
+        raise ConfigError(f"--name {name!r} must be one folder name")
+    folder = pretrain(config, settings, Path(config.execution.out_dir) / "pretrained" / name)
+    print(f"fine-tune it: newslab train --init-from {folder}")
+    return 0
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -312,6 +352,7 @@ def add_report_commands(sub) -> None:
             workers=args.workers,
             threads=args.threads,
             sample=SampleChoice(args.attention_sample, args.attention_class),
+            chapters=args.chapter,
         )
         return 1 if outcome.failed else 0
 
@@ -369,6 +410,13 @@ def add_report_commands(sub) -> None:
     p.add_argument(
         "--threads", type=positive_int, help="torch threads per worker (default: 1 for quick, else cores / workers)"
     )
+    p.add_argument(
+        "--chapter",
+        action="append",
+        metavar="PRESET",
+        help="add a chapter study after the ablations (repeatable): quick-pos-enc, quick-scale, quick-pretraining, "
+        "quick-search to quick; pos-enc, scale, pretraining, search to seed (full runs all four)",
+    )
     p.set_defaults(func=cmd_manual, trains=True)
 
 
@@ -380,6 +428,17 @@ def build_parser() -> argparse.ArgumentParser:
     add_config_flags(p)
     p.add_argument("--overwrite", action="store_true", help="replace the run folder of --run-name if it exists")
     p.set_defaults(func=cmd_train, trains=True)
+
+    p = sub.add_parser(
+        "pretrain",
+        help="pretrain the encoder as a masked language model on the training texts (then: train --init-from)",
+    )
+    add_config_flags(p)
+    p.add_argument("--name", help="folder name in OUT_DIR/pretrained (default: size and time stamp); rerun to resume")
+    p.add_argument("--pretrain-lr", type=float, default=1e-3, metavar="LR", help="peak lr (default: 1e-3)")
+    p.add_argument("--mask-prob", type=float, default=0.15, help="share of tokens to predict (default: 0.15)")
+    p.add_argument("--text", action="append", metavar="FILE", help="extra unlabelled text, one per line (repeatable)")
+    p.set_defaults(func=cmd_pretrain, trains=True)
 
     p = sub.add_parser("evaluate", help="re-evaluate a run's best checkpoint on its test set or any CSV")
     p.add_argument("run_dir", metavar="RUN_DIR")

@@ -48,6 +48,8 @@ DEVICES = ("auto", "cpu", "cuda", "mps")
 DEFAULT_DATA_DIR = "data/ag_news"
 DATA_DIR_ENV = "NEWSLAB_DATA_DIR"  # the data folder of configs that name none
 CONFIG_VERSION = 2  # config.json: 1 = one flat mapping (newslab 0.1), 2 = the four parts
+# named recipes of `newslab train --preset NAME`: YAML files of flat settings shipped with the package
+TRAIN_PRESETS = {path.stem: path for path in sorted((Path(__file__).parent / "presets").glob("*.yaml"))}
 
 
 @dataclass(frozen=True)
@@ -121,9 +123,9 @@ class ModelConfig:
         if self.embed_dim % self.num_heads:
             raise ConfigError(f"--embed-dim {self.embed_dim} is not divisible by --num-heads {self.num_heads}")
         encoding = POSITIONAL_ENCODINGS[self.pos_encoding]
-        problem = encoding.check(self.embed_dim) if encoding is not None else None
+        problem = encoding.check(self.embed_dim, self.num_heads) if encoding is not None else None
         if problem:
-            raise ConfigError(f"--embed-dim {self.embed_dim} {problem}")
+            raise ConfigError(problem)
 
     @property
     def ffn_hidden(self) -> int | None:
@@ -148,6 +150,11 @@ class DataConfig:
     split_seed: int = _f(0, "seed of the validation split (fixed across run seeds on purpose)")
     train_limit: int | None = _f(
         None, "use only this many training rows (stratified subset; for quick runs)", shown="all rows"
+    )
+    tokenizer_file: str | None = _f(
+        None,
+        "a tokenizer.json to encode with instead of training one (a pretrained encoder's: --init-from sets it)",
+        shown="trained on the training split",
     )
 
     def __post_init__(self) -> None:
@@ -198,10 +205,26 @@ class OptimConfig:
         "i.e. AVX512-BF16 or AMX; fp32 elsewhere) | bf16 | fp32",
         choices=("auto", "bf16", "fp32"),
     )
+    init_from: str | None = _f(
+        None,
+        "start the encoder from a pretrained one: a folder `newslab pretrain` wrote, or 'pretrain' to pretrain "
+        "with --pretrain-epochs on this run's training texts first (once: cached in OUT_DIR/pretrained)",
+        shown="from scratch",
+    )
+    pretrain_epochs: int = _f(40, "masked-language-model epochs of --init-from pretrain")
+    finetune: str = _f(
+        "full",
+        "with --init-from: full (train everything) | partial (token embedding and positional parameters frozen) | "
+        "frozen (only the classifier head trains)",
+        choices=("full", "partial", "frozen"),
+    )
+    layer_lr_decay: float = _f(
+        1.0, "lr multiplier per layer below the top (embeddings lowest): 1 = one lr for all, < 1 = lower below"
+    )
 
     def __post_init__(self) -> None:
         _choices(self)
-        _positive(self, "epochs", "batch_size", "patience")
+        _positive(self, "epochs", "batch_size", "patience", "pretrain_epochs")
         _fraction(self, "warmup", "label_smoothing")
         stop = self.stop_epoch
         if stop is not None and (not isinstance(stop, int) or isinstance(stop, bool) or not 1 <= stop <= self.epochs):
@@ -219,6 +242,10 @@ class OptimConfig:
             raise ConfigError(f"--max-grad-norm must be > 0, got {self.max_grad_norm!r}")
         if not 0 <= self.weight_decay < math.inf:
             raise ConfigError(f"--weight-decay must be >= 0 and finite, got {self.weight_decay!r}")
+        if not 0 < self.layer_lr_decay <= 1:
+            raise ConfigError(f"--layer-lr-decay must be in (0, 1], got {self.layer_lr_decay!r}")
+        if self.init_from is None and (self.finetune != "full" or self.layer_lr_decay != 1.0):
+            raise ConfigError("--finetune and --layer-lr-decay need --init-from: a model from scratch trains in full")
 
     @property
     def last_epoch(self) -> int:
@@ -231,6 +258,12 @@ class ExecutionConfig:
     device: str = _f("auto", "auto | cpu | cuda | mps", choices=DEVICES)
     threads: int | None = _f(None, "torch CPU threads", shown="torch's default, one per core")
     eval_batch_size: int = _f(256, "batch size for validation / test passes")
+    micro_batch_size: int | None = _f(
+        None,
+        "rows per forward/backward pass: a --batch-size batch is split into micro-batches whose gradients add up "
+        "to the whole batch's (gradient accumulation: the same optimizer steps in less memory)",
+        shown="--batch-size",
+    )
     compile: str = _f(
         "auto",
         "torch.compile the model for training: auto (CUDA runs of >= 100,000 training samples, "
@@ -242,7 +275,29 @@ class ExecutionConfig:
 
     def __post_init__(self) -> None:
         _choices(self)
-        _positive(self, "threads", "eval_batch_size")
+        _positive(self, "threads", "eval_batch_size", "micro_batch_size")
+
+
+@dataclass(frozen=True)
+class PretrainConfig:
+    """Masked-language-model pretraining of the encoder (`newslab pretrain`, `--init-from pretrain`): the
+    model and data settings are the fine-tuning run's, these are the pretraining's own."""
+
+    epochs: int = _f(40, "passes over the pretraining texts")
+    lr: float = _f(1e-3, "peak AdamW learning rate (linear warm-up over 5% of the steps, then linear decay)")
+    batch_size: int = _f(64, "sequences per step")
+    mask_prob: float = _f(0.15, "share of the tokens to predict (80% masked, 10% random, 10% kept, as BERT)")
+    seed: int = _f(0, "seed of the initialisation, masks and batch order")
+    text_files: tuple[str, ...] = _f((), "extra unlabelled text, one text per line (validation and test texts dropped)")
+
+    def __post_init__(self) -> None:
+        if isinstance(self.epochs, bool) or not isinstance(self.epochs, int) or self.epochs < 1:
+            raise ConfigError(f"--pretrain-epochs must be a positive integer, got {self.epochs!r}")
+        _positive(self, "batch_size")
+        if not 0 < self.lr < math.inf:
+            raise ConfigError(f"--pretrain-lr must be > 0 and finite, got {self.lr!r}")
+        if not 0 < self.mask_prob < 1:
+            raise ConfigError(f"--mask-prob must be in (0, 1), got {self.mask_prob!r}")
 
 
 PARTS: dict[str, type] = {"model": ModelConfig, "data": DataConfig, "optim": OptimConfig, "execution": ExecutionConfig}

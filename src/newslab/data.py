@@ -162,6 +162,12 @@ def file_digests(path: Path) -> dict[str, str]:
     return {"md5": md5.hexdigest(), "sha256": sha.hexdigest()}
 
 
+def _existing(path: Path, flag: str) -> Path:
+    if not path.is_file():
+        raise DataError(f"{flag} {path}: no such file")
+    return path
+
+
 def _decode(path: Path) -> str:
     """The file's text; a leading byte order mark (as Excel and Notepad write UTF-8) is not part of it."""
     try:
@@ -363,6 +369,8 @@ def load_dataset(
     """
     data_dir = ensure_data(config.resolved_dir, progress=progress)
     digests = {name: file_digests(data_dir / name) for name in DATA_FILES}
+    if config.tokenizer_file is not None:  # the key holds its content: the path alone could hide a change
+        digests["tokenizer_file"] = file_digests(_existing(Path(config.tokenizer_file), "--tokenizer-file"))
     settings = config.settings()
     key = hashlib.sha256(json.dumps([CACHE_VERSION, digests, settings], sort_keys=True).encode()).hexdigest()[:20]
     entry = Path(cache) / f"dataset-{key}"
@@ -500,7 +508,11 @@ def _build_dataset(data_dir: Path, config: DataConfig, digests: dict, settings: 
     parts = split_rows(data_dir, config)
     train, val, test, class_names = parts.train, parts.val, parts.test, parts.class_names
     train_path = data_dir / "train.csv"
-    tokenizer = train_tokenizer(train.texts, config.tokenizer, config.vocab_size, config.min_freq)
+    if config.tokenizer_file is not None:
+        path = Path(config.tokenizer_file)
+        tokenizer = load_tokenizer(_decode(path), str(path))
+    else:
+        tokenizer = train_tokenizer(train.texts, config.tokenizer, config.vocab_size, config.min_freq)
     if tokenizer.vocab_size <= len(SPECIAL_TOKENS):
         raise DataError(
             f"{train_path}: no word occurs --min-freq {config.min_freq} times in the {len(train.texts)} training "

@@ -1,9 +1,11 @@
 """`newslab manual`: the whole handbook, end to end and resumable.
 
-Baseline run -> grid study -> ablation study at the grid's best configuration -> attention
-analysis of the selected model -> report. The CLI and notebooks/transformer_manual.ipynb call
-these same functions, step by step or all at once with `run_manual`; what to run after the
-report (the follow-up specs, the original manual's TODO list) is manual_next.py's.
+Baseline run -> grid study -> ablation study at the grid's best configuration -> the preset's
+chapters (the original manual's TODO list: other positional encodings, …), each a study at the
+grid's best configuration -> attention analysis of the selected model -> report. The CLI and
+notebooks/transformer_manual.ipynb call these same functions, step by step or all at once with
+`run_manual`; what to run after the report (the follow-up specs, the original manual's TODO list)
+is manual_next.py's.
 
 Resuming: the studies live in Optuna storage, so a re-run only runs the trials that are not
 complete; the baseline run has a fixed folder, which is not run again once it holds a completed
@@ -42,14 +44,22 @@ class ManualPreset:
     epochs: int | None = None  # None: the presets' own
     threads: int | None = None  # torch threads per worker; None: cores / workers
     workers: int = 1  # study workers unless --workers says otherwise
+    chapters: tuple[str, ...] = ()  # study presets run after the ablations, each from the grid's best configuration
 
 
+# the chapter presets of each grid preset, which `--chapter NAME` may add to any manual preset of that grid
+CHAPTERS = {
+    "quick-grid": ("quick-pos-enc", "quick-scale", "quick-pretraining", "quick-search"),
+    "seed-grid": ("pos-enc", "scale", "pretraining", "search"),
+}
 MANUAL_PRESETS = {
     # tiny models, where a second thread costs more in synchronisation than it computes: one
-    # single-threaded worker per core of a 2-core laptop
+    # single-threaded worker per core of a 2-core laptop; no chapter, to stay within ten minutes
     "quick": ManualPreset("quick-grid", "quick-ablations", threads=1, workers=2),
     "seed": ManualPreset("seed-grid", "seed-ablations"),  # the original manual's settings
-    "full": ManualPreset("seed-grid", "seed-ablations", name="full", seeds=5, epochs=10),
+    "full": ManualPreset(
+        "seed-grid", "seed-ablations", name="full", seeds=5, epochs=10, chapters=CHAPTERS["seed-grid"]
+    ),
 }
 
 
@@ -59,6 +69,7 @@ class ManualPlan:
     baseline: RunConfig
     grid: StudySpec
     ablations: StudySpec
+    chapters: list[StudySpec]  # run after the ablations, in this order
     out_dir: Path
     storage_url: str
     lang: str = "en"
@@ -66,6 +77,7 @@ class ManualPlan:
     workers: int = 1
     threads: int | None = None
     sample: SampleChoice = field(default_factory=SampleChoice)  # the attention section's validation row
+    added_chapters: tuple[str, ...] = ()  # chapter presets --chapter added to the preset's own
 
     @property
     def baseline_dir(self) -> Path:
@@ -79,7 +91,8 @@ class ManualPlan:
     def command(self) -> str:
         data_dir = self.data_dir or os.environ.get("NEWSLAB_DATA_DIR")
         data = f"NEWSLAB_DATA_DIR={data_dir} " if data_dir else ""
-        where = f"--out-dir {self.out_dir} --lang {self.lang}{self.sample.flags()}"
+        added = "".join(f" --chapter {name}" for name in self.added_chapters)
+        where = f"--out-dir {self.out_dir} --lang {self.lang}{self.sample.flags()}{added}"
         return f"{data}newslab manual --preset {self.preset} {where}"
 
 
@@ -97,18 +110,33 @@ def manual_plan(
     workers: int | None = None,
     threads: int | None = None,
     sample: SampleChoice | None = None,
+    chapters: list[str] | None = None,
 ) -> ManualPlan:
-    """What `newslab manual --preset PRESET` runs, without running anything."""
+    """What `newslab manual --preset PRESET` runs, without running anything; `chapters` (--chapter) adds chapter
+    presets of the preset's grid (CHAPTERS) to the preset's own."""
     if preset not in MANUAL_PRESETS:
         raise ConfigError(f"--preset {preset!r} is not one of: {' | '.join(MANUAL_PRESETS)}")
     p = MANUAL_PRESETS[preset]
+    offered = CHAPTERS.get(p.grid, ())
+    for name in chapters or []:
+        if name not in offered:
+            raise ConfigError(f"--chapter {name!r} is not a chapter of --preset {preset}: {' | '.join(offered)}")
+    added = tuple(name for name in dict.fromkeys(chapters or []) if name not in p.chapters)
+    names = [*p.chapters, *added]
     grid, ablations = load_spec(p.grid, seeds=p.seeds), load_spec(p.ablations, seeds=p.seeds)
+    extra = [load_spec(name) for name in names]
+    extra = [c if c.search is not None or not p.seeds else _with(c, seeds=p.seeds) for c in extra]  # a search: 1 seed
+    epochs = {"epochs": p.epochs} if p.epochs else {}
     if p.name:
-        epochs = {"epochs": p.epochs} if p.epochs else {}
         grid = _with(grid, name=f"{p.name}-grid", fixed={**grid.fixed, **epochs})
         ablations = _with(
             ablations, name=f"{p.name}-ablations", base_study=grid.name, fixed={**ablations.fixed, **epochs}
         )
+    # a chapter starts from this manual's grid, under the preset's name ("full-pos-enc")
+    extra = [
+        _with(c, name=f"{p.name}-{c.name}" if p.name else c.name, base_study=grid.name, fixed={**c.fixed, **epochs})
+        for c in extra
+    ]
     out = Path(out_dir)
     # The baseline: newslab train's defaults under the grid's fixed settings (epochs, data subset).
     known = {*settable_in_studies(), "ablation"}  # what a spec may fix
@@ -124,6 +152,7 @@ def manual_plan(
         baseline,
         grid,
         ablations,
+        extra,
         out,
         storage_url or default_storage(out),
         lang,
@@ -131,6 +160,7 @@ def manual_plan(
         workers or p.workers,
         threads or p.threads,
         sample or SampleChoice(),
+        added,
     )
 
 
@@ -213,6 +243,11 @@ def run_ablations(plan: ManualPlan, log: Log | None = print, progress: bool = Fa
     return _run(plan, plan.ablations, log, progress)
 
 
+def run_chapter(plan: ManualPlan, spec: StudySpec, log: Log | None = print, progress: bool = False) -> StudyResult:
+    """A chapter's study (one of `plan.chapters`), at the best configuration of the finished grid study."""
+    return _run(plan, spec, log, progress)
+
+
 def analyse_attention(plan: ManualPlan, grid: StudyResult, ablations: StudyResult | None = None) -> AttentionAnalysis:
     """Attention of the selected model (the grid's best configuration, its confirmation run of the lowest seed)
     on the sample `plan.sample` names, with the heads of `ablations`' no_pe model beside its own when it ran one."""
@@ -227,8 +262,8 @@ def analyse_attention(plan: ManualPlan, grid: StudyResult, ablations: StudyResul
 def write_manual_report(
     plan: ManualPlan, attention: AttentionAnalysis | None = None, log: Log = print, ablations: bool = True
 ) -> ReportFiles:
-    """The report of the grid and (unless `ablations` is False: never run) the ablation study."""
-    studies = [plan.grid.name, plan.ablations.name] if ablations else [plan.grid.name]
+    """The report of the grid, and (unless `ablations` is False: never run) the ablation study and chapters."""
+    studies = [plan.grid.name, plan.ablations.name, *(c.name for c in plan.chapters)] if ablations else [plan.grid.name]
     return build_report(
         studies,
         storage_url=plan.storage_url,
@@ -250,6 +285,7 @@ class ManualOutcome:
     baseline: RunResult
     grid: StudyResult
     ablations: StudyResult | None  # None when every grid trial failed (nothing to ablate)
+    chapters: list[StudyResult]  # likewise empty then
     report: ReportFiles
     wall_time_s: float
 
@@ -260,14 +296,15 @@ class ManualOutcome:
 
 
 def run_manual(preset: str = "quick", *, log: Log = print, **options) -> ManualOutcome:
-    """All five steps; `options` are manual_plan's (out_dir, storage_url, data_dir, lang, workers, threads,
-    sample)."""
+    """Every step; `options` are manual_plan's (out_dir, storage_url, data_dir, lang, workers, threads, sample,
+    chapters)."""
     started = time.time()
     plan = manual_plan(preset, **options)
     steps = [
         "baseline run",
         f"grid study {plan.grid.name}",
         f"ablation study {plan.ablations.name}",
+        *(f"chapter study {c.name}" for c in plan.chapters),
         "attention analysis",
         "report",
     ]
@@ -277,19 +314,23 @@ def run_manual(preset: str = "quick", *, log: Log = print, **options) -> ManualO
     step(2)
     grid = run_grid(plan, log)
     ablations = attention = None
+    chapters: list[StudyResult] = []
     if grid.points():
         step(3)
         ablations = run_ablations(plan, log)
-        step(4)
+        for i, spec in enumerate(plan.chapters):
+            step(4 + i)
+            chapters.append(run_chapter(plan, spec, log))
+        step(len(steps) - 1)
         attention = analyse_attention(plan, grid, ablations)
     else:  # the ablations start from the grid's best configuration, and there is none
         log(
             f"every trial of grid study {plan.grid.name} failed: skipping the ablation study and the attention "
             "analysis; the report says why"
         )
-    step(5)
+    step(len(steps))
     report = write_manual_report(plan, attention, log, ablations=ablations is not None)
-    outcome = ManualOutcome(plan, baseline, grid, ablations, report, time.time() - started)
+    outcome = ManualOutcome(plan, baseline, grid, ablations, chapters, report, time.time() - started)
     log(
         f"manual --preset {preset}: {'FAILED' if outcome.failed else 'done'} in {outcome.wall_time_s:.0f} s; "
         f"open {report.html}"

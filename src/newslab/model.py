@@ -3,7 +3,8 @@
 Shapes: B batch, T tokens, C embed_dim, nh heads, hs head size (C // nh).
 Ablations are constructor flags; an absent part is None and skipped (no identity that
 still adds a residual), so `no_ffn` has no FFN module, no FFN norm and no FFN residual.
-Positional encodings come from the registry in positions.py.
+Positional encodings come from the registry in positions.py: added to the embeddings
+(`positions`) or acting inside every attention layer (`attention_positions`), at most one of them.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import ModelConfig
-from .positions import POSITIONAL_ENCODINGS
+from .positions import POSITIONAL_ENCODINGS, AddedPositions, AttentionPositions
 
 
 def dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
@@ -48,11 +49,20 @@ class SelfAttention(nn.Module):
         self.qkv = nn.Linear(embed_dim, 3 * embed_dim)  # fused Q, K, V projection
         self.proj = nn.Linear(embed_dim, embed_dim)
 
-    def forward(self, x: torch.Tensor, pad_mask: torch.Tensor, need_weights: bool = False):
+    def forward(
+        self,
+        x: torch.Tensor,
+        pad_mask: torch.Tensor,
+        need_weights: bool = False,
+        positions: AttentionPositions | None = None,
+    ):
         B, T, C = x.shape
         q, k, v = (
             self.qkv(x).view(B, T, 3, self.num_heads, C // self.num_heads).permute(2, 0, 3, 1, 4)
         )  # 3 x (B, nh, T, hs)
+        bias = None  # (nh, T, T) added to the scaled scores (ALiBi, relative bias)
+        if positions is not None:
+            q, k, bias = positions(q, k)
         keep = ~pad_mask[:, None, None, :]  # (B, 1, 1, T): True = may be attended to
         p = self.dropout if self.training else 0.0
         if need_weights or (p > 0 and x.device.type == "cpu"):
@@ -60,12 +70,17 @@ class SelfAttention(nn.Module):
             # and on CPU trains with dropout faster than SDPA, which falls back to an unfused "safe
             # softmax" and torch's Bernoulli there. No row is all padding: a plain softmax is safe.
             att = (q * (1.0 / math.sqrt(q.size(-1)))) @ k.transpose(-2, -1)  # (B, nh, T, T)
-            weights = att.masked_fill(~keep, float("-inf")).softmax(dim=-1)
+            if bias is not None:  # in fp32: a bf16 bias would round a low-slope ALiBi head's steps away
+                att = att.float() + bias
+            weights = att.masked_fill(~keep, float("-inf")).softmax(dim=-1).to(v.dtype)
             y = dropout(weights, p, self.training) @ v  # (B, nh, T, hs)
             weights = weights if need_weights else None
         else:  # inference, training without dropout, or on a GPU: fused (flash) attention
             weights = None
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=keep, dropout_p=p)
+            # a float mask is added to the scores: the bias where attending is allowed, -inf on padding; SDPA takes
+            # it in q's dtype (bf16 under autocast: inference only on CPU, where training uses the path above)
+            mask = keep if bias is None else bias.to(q.dtype).masked_fill(~keep, float("-inf"))  # (B, nh, T, T)
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
         y = y.transpose(1, 2).reshape(B, T, C)
         return self.proj(y), weights
 
@@ -91,8 +106,14 @@ class Block(nn.Module):
         self.ffn = FeedForward(embed_dim, ffn_hidden) if ffn_hidden else None
         self.drop = Dropout(dropout)
 
-    def forward(self, x: torch.Tensor, pad_mask: torch.Tensor, need_weights: bool = False):
-        a, weights = self.attn(self.ln_attn(x), pad_mask, need_weights)
+    def forward(
+        self,
+        x: torch.Tensor,
+        pad_mask: torch.Tensor,
+        need_weights: bool = False,
+        positions: AttentionPositions | None = None,
+    ):
+        a, weights = self.attn(self.ln_attn(x), pad_mask, need_weights, positions)
         x = x + self.drop(a)
         if self.ffn is not None and self.ln_ffn is not None:
             x = x + self.drop(self.ffn(self.ln_ffn(x)))
@@ -120,7 +141,9 @@ class TextClassifier(nn.Module):
         self.tok_emb = nn.Embedding(vocab_size, embed_dim, padding_idx=pad_id)
         self.tok_emb.weight.requires_grad_(not freeze_embedding)
         encoding = POSITIONAL_ENCODINGS[pos_encoding]
-        self.positions = encoding(embed_dim, max_len) if encoding is not None else None
+        module = encoding(embed_dim, max_len, num_heads) if encoding is not None else None
+        self.positions = module if isinstance(module, AddedPositions) else None
+        self.attention_positions = module if isinstance(module, AttentionPositions) else None  # shared by the layers
         self.drop = Dropout(dropout)
         self.blocks = nn.ModuleList(Block(embed_dim, num_heads, ffn_hidden, dropout) for _ in range(num_layers))
         self.ln_f = nn.LayerNorm(embed_dim)
@@ -152,26 +175,35 @@ class TextClassifier(nn.Module):
                 self.tok_emb.weight[self.tok_emb.padding_idx].zero_()
         # positional encodings own their initial scale (positions.py), matched to the scaled tokens
 
-    def forward(self, ids: torch.Tensor, pad_mask: torch.Tensor, need_weights: bool = False):
-        """ids, pad_mask: (B, T). Returns logits (B, classes) and, if asked, one (B, nh, T, T)
-        tensor of post-softmax attention weights per layer."""
-        x = self.tok_emb(ids) * self.embed_scale  # (B, T, C)
+    def embed(self, ids: torch.Tensor) -> torch.Tensor:
+        """Token ids (B, T) -> scaled token embeddings (B, T, C), before any position is added."""
+        return self.tok_emb(ids) * self.embed_scale
+
+    def encode(self, x: torch.Tensor, pad_mask: torch.Tensor, need_weights: bool = False):
+        """Embeddings (B, T, C) -> the final layer's token states (B, T, C) and, if asked, each layer's
+        attention weights (the masked-language-model pretraining reads the token states: pretrain.py)."""
         if self.positions is not None:
             x = self.positions(x)
         x = self.drop(x)
         attention = []
         for block in self.blocks:
-            x, weights = block(x, pad_mask, need_weights)
+            x, weights = block(x, pad_mask, need_weights, self.attention_positions)
             attention.append(weights)
-        x = self.ln_f(x)
+        return self.ln_f(x), attention
+
+    def forward(self, ids: torch.Tensor, pad_mask: torch.Tensor, need_weights: bool = False):
+        """ids, pad_mask: (B, T). Returns logits (B, classes) and, if asked, one (B, nh, T, T)
+        tensor of post-softmax attention weights per layer."""
+        x, attention = self.encode(self.embed(ids), pad_mask, need_weights)  # (B, T, C)
         keep = (~pad_mask).unsqueeze(-1).to(x.dtype)  # (B, T, 1)
         pooled = (x * keep).sum(1) / keep.sum(1)  # masked mean over real tokens: (B, C)
         logits = self.head(self.drop(pooled))
         return (logits, attention) if need_weights else logits
 
     def parameter_counts(self) -> dict[str, int]:
-        """Parameters split embedding / encoder / head (the sinusoidal table is a buffer, not counted)."""
+        """Parameters split embedding / encoder / head (the sinusoidal, RoPE and ALiBi tables are buffers, not counted)."""
         embedding = sum(p.numel() for m in (self.tok_emb, self.positions) if m is not None for p in m.parameters())
-        encoder = sum(p.numel() for p in self.blocks.parameters()) + sum(p.numel() for p in self.ln_f.parameters())
+        parts = (self.blocks, self.ln_f, self.attention_positions)  # a relative bias is the encoder's
+        encoder = sum(p.numel() for m in parts if m is not None for p in m.parameters())
         head = sum(p.numel() for p in self.head.parameters())
         return {"embedding": embedding, "encoder": encoder, "head": head, "total": embedding + encoder + head}

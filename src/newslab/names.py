@@ -38,6 +38,7 @@ PARAMETERS: dict[str, tuple[str, str]] = {
     "val_fraction": ("validation fraction", "验证集比例"),
     "split_seed": ("split seed", "划分种子"),
     "train_limit": ("training rows", "训练行数"),
+    "tokenizer_file": ("tokenizer file", "分词器文件"),
     # optimisation
     "epochs": ("epochs", "训练轮数"),
     "batch_size": ("batch size", "批大小"),
@@ -50,14 +51,28 @@ PARAMETERS: dict[str, tuple[str, str]] = {
     "patience": ("patience", "早停耐心"),
     "stop_epoch": ("stop epoch", "停止轮次"),
     "precision": ("precision", "数值精度"),
+    "init_from": ("initialisation", "初始化"),
+    "pretrain_epochs": ("pretraining epochs", "预训练轮数"),
+    "finetune": ("fine-tuning", "微调方式"),
+    "layer_lr_decay": ("layer lr decay", "逐层学习率衰减"),
     # execution
     "device": ("device", "设备"),
     "threads": ("threads", "线程数"),
     "eval_batch_size": ("eval batch size", "评估批大小"),
+    "micro_batch_size": ("micro-batch size", "微批大小"),
     "compile": ("compile", "编译"),
 }
 
 BASELINE_NAME = ("baseline", "基线")  # the unmodified model: ablation "none"
+
+ENCODINGS: dict[str, tuple[str, str]] = {  # every entry of positions.POSITIONAL_ENCODINGS
+    "sinusoidal": ("sinusoidal", "正弦"),
+    "learned": ("learned absolute", "可学习绝对位置"),
+    "rope": ("RoPE", "RoPE 旋转位置"),
+    "alibi": ("ALiBi", "ALiBi 线性偏置"),
+    "relative": ("learned relative bias", "可学习相对偏置"),
+    "none": ("none", "无位置编码"),
+}
 
 CLASSES: dict[str, tuple[str, str]] = {
     "World": ("World", "世界"),
@@ -71,11 +86,18 @@ STATES: dict[str, tuple[str, str]] = {  # StudyResult.counts()'s keys, then a ru
     "running": ("running", "运行中"),
     "failed": ("failed", "失败"),
     "waiting": ("waiting", "等待"),
+    "pruned": ("pruned", "已剪枝"),
     "created": ("created", "已创建"),
     "completed": ("completed", "已完成"),
     "interrupted": ("interrupted", "已中断"),
 }
 
+INITIALISATIONS = {None: ("from scratch", "从头训练"), "pretrain": ("pretrained here", "此处预训练")}  # else a folder
+FINETUNING = {
+    "full": ("full", "全部参数"),
+    "partial": ("partial (embeddings frozen)", "部分（冻结嵌入）"),
+    "frozen": ("frozen (head only)", "冻结（仅分类头）"),
+}
 
 SWITCH = {True: ("on", "开"), False: ("off", "关")}  # a boolean setting's value
 
@@ -112,9 +134,16 @@ def state(name: str, lang: str = "en") -> str:
 
 
 def value(name: str, value: Any, lang: str = "en") -> str:
-    """A setting's value for a reader: an ablation by its name, a float without trailing zeros."""
+    """A setting's value for a reader: an ablation or a positional encoding by its name, a float without
+    trailing zeros."""
     if name == "ablation":
         return ablation("+".join(value) if isinstance(value, (list, tuple)) else str(value), lang)
+    if name == "pos_encoding" and value in ENCODINGS:
+        return ENCODINGS[value][lang_index(lang)]
+    if name == "init_from" and value in INITIALISATIONS:
+        return INITIALISATIONS[value][lang_index(lang)]
+    if name == "finetune" and value in FINETUNING:
+        return FINETUNING[value][lang_index(lang)]
     if isinstance(value, bool):
         return SWITCH[value][lang_index(lang)]
     if value is None:

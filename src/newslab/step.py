@@ -53,6 +53,18 @@ def wants_compile(config: RunConfig, device: torch.device, train_rows: int) -> b
     return device.type == "cuda" and config.optim.epochs * train_rows >= COMPILE_MIN_SAMPLES
 
 
+def lr_lambda(total_steps: int, warmup: float) -> Callable[[int], float]:
+    """The lr factor of each step: linear warm-up over the first `warmup` share of the steps, then linear decay to 0."""
+    warm = max(1, round(warmup * total_steps)) if warmup > 0 else 0
+
+    def factor(step: int) -> float:
+        if step < warm:
+            return (step + 1) / warm
+        return max(0.0, (total_steps - step) / max(1, total_steps - warm))
+
+    return factor
+
+
 def grad_norm(params: Sequence[torch.Tensor]) -> torch.Tensor:
     """Global L2 norm of the gradients (one foreach kernel, no host sync)."""
     grads = [p.grad for p in params if p.grad is not None]
@@ -83,8 +95,10 @@ class TrainStep:
         amp: torch.dtype | None = None,
         compile: bool = False,
         log: Callable[[str], None] | None = None,
+        micro_batch_size: int | None = None,
     ):
         self.model, self.optimizer, self.config, self.amp = model, optimizer, config, amp
+        self.micro_batch_size = micro_batch_size
         self.trainable = [p for p in model.parameters() if p.requires_grad]
         self.log = log or (lambda _msg: None)
         self.forward: Callable[..., torch.Tensor] = model
@@ -106,15 +120,30 @@ class TrainStep:
                 self.forward, self.compiled = self.model, False
         return self._step(ids, pad_mask, labels)
 
-    def _step(self, ids: torch.Tensor, pad_mask: torch.Tensor, labels: torch.Tensor) -> StepResult:
+    def _losses(self, ids: torch.Tensor, pad_mask: torch.Tensor, labels: torch.Tensor, rows: int):
+        """Forward one (micro-)batch: its objective and plain cross-entropy, each summed over its rows / `rows`."""
         with autocast(ids.device, self.amp):
-            logits = self.forward(ids, pad_mask)  # (B, classes)
+            logits = self.forward(ids, pad_mask)  # (b, classes)
         logits = logits.float()
-        loss = F.cross_entropy(logits, labels, label_smoothing=self.config.label_smoothing)
-        # on detached logits: a (B, classes) softmax more, no graph and no second backward
-        loss_unsmoothed = F.cross_entropy(logits.detach(), labels)
+        smoothing = self.config.label_smoothing
+        loss = F.cross_entropy(logits, labels, label_smoothing=smoothing, reduction="sum") / rows
+        # on detached logits: a (b, classes) softmax more, no graph and no second backward
+        return loss, F.cross_entropy(logits.detach(), labels, reduction="sum") / rows
+
+    def _step(self, ids: torch.Tensor, pad_mask: torch.Tensor, labels: torch.Tensor) -> StepResult:
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        B, micro = len(labels), self.micro_batch_size or len(labels)
+        if micro >= B:
+            loss, loss_unsmoothed = self._losses(ids, pad_mask, labels, B)
+            loss.backward()
+        else:  # gradient accumulation: the micro-batches' gradients add up to the batch's mean-loss gradient
+            loss, loss_unsmoothed = torch.zeros((), device=ids.device), torch.zeros((), device=ids.device)
+            for start in range(0, B, micro):
+                part = slice(start, start + micro)
+                width = int((~pad_mask[part]).sum(1).max())  # a micro-batch pads only to its own longest row
+                part_loss, part_plain = self._losses(ids[part, :width], pad_mask[part, :width], labels[part], B)
+                part_loss.backward()
+                loss, loss_unsmoothed = loss + part_loss.detach(), loss_unsmoothed + part_plain
         if self.config.clip_grad:  # returns the norm before clipping, logged either way
             norm = torch.nn.utils.clip_grad_norm_(self.trainable, self.config.max_grad_norm, foreach=True)
         else:

@@ -21,10 +21,11 @@ import torch
 from . import allocator
 from .config import OptimConfig, RunConfig
 from .data import Batch, Dataset, cache_dir, iterate_batches, load_dataset
-from .errors import NewslabError
+from .errors import ConfigError, NewslabError
 from .model import TextClassifier
+from .pretrain import load_encoder, pretrained_encoder
 from .runs import RunRecorder, RunResult, evaluate, select_device
-from .step import StepResult, TrainStep, amp_dtype, wants_compile
+from .step import StepResult, TrainStep, amp_dtype, lr_lambda, wants_compile
 
 CHECK_EVERY = 32  # steps between NaN/inf checks of the loss (each check is one host sync)
 PROGRESS_EVERY_S = 30.0  # off a terminal: seconds between progress lines
@@ -34,26 +35,46 @@ class TrainingDiverged(NewslabError):
     pass
 
 
+def layer_depths(model: TextClassifier) -> dict[str, int]:
+    """Each parameter's depth from the top: 0 for the head and final norm, i for the i-th block from the top,
+    and the embeddings (token, positions) below the lowest block."""
+    blocks = len(model.blocks)
+    depth = {}
+    for name, _ in model.named_parameters():
+        if name.startswith("blocks."):
+            depth[name] = blocks - int(name.split(".")[1])
+        elif name.startswith(("tok_emb.", "positions.")):
+            depth[name] = blocks + 1
+        else:  # head, ln_f, and a relative bias shared by every layer (the encoder's, as the top block's)
+            depth[name] = 1 if name.startswith("attention_positions.") else 0
+    return depth
+
+
+def set_finetuning(model: TextClassifier, mode: str) -> None:
+    """--finetune partial: token embedding and positional parameters (learned, relative) frozen; frozen: only the
+    classifier head trains."""
+    for name, p in model.named_parameters():
+        if mode == "frozen" and not name.startswith("head."):
+            p.requires_grad_(False)
+        elif mode == "partial" and name.startswith(("tok_emb.", "positions.", "attention_positions.")):
+            p.requires_grad_(False)
+
+
 def make_optimizer(model: TextClassifier, config: OptimConfig, device: torch.device) -> torch.optim.AdamW:
-    """AdamW with weight decay on matrices and embeddings only; frozen parameters left out."""
-    params = [p for p in model.parameters() if p.requires_grad]
-    groups = [
-        {"params": [p for p in params if p.dim() >= 2], "weight_decay": config.weight_decay},
-        {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
-    ]
+    """AdamW with weight decay on matrices and embeddings only; frozen parameters left out; with
+    --layer-lr-decay d, a parameter k layers below the top trains at lr * d^k."""
+    depth = layer_depths(model)
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    groups = []
+    for k in sorted({depth[n] for n, _ in named}):
+        scale = config.layer_lr_decay**k
+        for decayed in (True, False):
+            params = [p for n, p in named if depth[n] == k and (p.dim() >= 2) == decayed]
+            if params:
+                wd = config.weight_decay if decayed else 0.0
+                groups.append({"params": params, "weight_decay": wd, "lr": config.lr * scale})
     fused = device.type in ("cuda", "cpu")  # fused AdamW kernels exist for both since torch 2.4
     return torch.optim.AdamW(groups, lr=config.lr, betas=(0.9, 0.98), fused=fused)
-
-
-def lr_lambda(total_steps: int, warmup: float) -> Callable[[int], float]:
-    warm = max(1, round(warmup * total_steps)) if warmup > 0 else 0
-
-    def factor(step: int) -> float:
-        if step < warm:
-            return (step + 1) / warm
-        return max(0.0, (total_steps - step) / max(1, total_steps - warm))
-
-    return factor
 
 
 def epoch_line(epoch: int, epochs: int, row: dict) -> str:
@@ -154,7 +175,7 @@ def train(
     dataset: Dataset | None = None,
     run_dir: str | Path | None = None,
     overwrite: bool = False,
-    on_epoch: Callable[[int, dict], None] | None = None,
+    on_epoch: Callable[[int, dict], bool | None] | None = None,
     log: Callable[[str], None] | None = print,
     progress: bool | None = None,
 ) -> RunResult:
@@ -164,7 +185,8 @@ def train(
     ends training early, --epochs being the maximum and the lr schedule's length either way.
     A non-finite loss ends the run with status "failed" (the checkpoint kept so far is evaluated);
     Ctrl-C and SIGTERM end it "interrupted" and re-raise; any other exception ends it "failed" and is
-    re-raised. `on_epoch(epoch, metrics_row)` is called after every epoch.
+    re-raised. `on_epoch(epoch, metrics_row)` is called after every epoch; a true return ends training there
+    (a search's pruner), the best checkpoint so far kept and tested.
     """
     quiet = log is None
     log = log or (lambda _msg: None)
@@ -177,18 +199,32 @@ def train(
         torch.set_num_threads(execution.threads)
     device = select_device(execution.device)
 
+    encoder = None
+    if optim.init_from is not None:  # pretrained first (once, cached) when asked; encoded with its tokenizer
+        if dataset is not None:
+            raise ConfigError("--init-from encodes the data with the encoder's tokenizer: pass no dataset to train()")
+        encoder = pretrained_encoder(config, log)
+        config = config.replace(
+            init_from=str(encoder.resolve()), tokenizer_file=str((encoder / "tokenizer.json").resolve())
+        )
+
     with RunRecorder(config, run_dir, overwrite) as run:
         dataset = dataset or load_dataset(config.data, cache_dir(execution.out_dir), progress=progress)
         torch.manual_seed(optim.seed)
         generator = torch.Generator().manual_seed(optim.seed)
-        model = TextClassifier.from_config(model_cfg, dataset.vocab_size, dataset.num_classes).to(device)
+        model = TextClassifier.from_config(model_cfg, dataset.vocab_size, dataset.num_classes)
+        if encoder is not None:
+            load_encoder(model, encoder, model_cfg)
+            set_finetuning(model, optim.finetune)
+        model = model.to(device)
         optimizer = make_optimizer(model, optim, device)
         steps_per_epoch = math.ceil(len(dataset.train) / optim.batch_size)
         scheduler = torch.optim.lr_scheduler.LambdaLR(
             optimizer, lr_lambda(optim.epochs * steps_per_epoch, optim.warmup)
         )
         amp = amp_dtype(optim.precision, device)
-        step = TrainStep(model, optimizer, optim, amp, wants_compile(config, device, len(dataset.train)), log)
+        compile = wants_compile(config, device, len(dataset.train))
+        step = TrainStep(model, optimizer, optim, amp, compile, log, execution.micro_batch_size)
         run.start(
             device=str(device),
             torch=torch.__version__,
@@ -240,8 +276,11 @@ def train(
                     run.save_checkpoint(model, dataset, epoch, val)
                     best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
                 log(epoch_line(epoch, last, row))
-                if on_epoch:
-                    on_epoch(epoch, row)
+                if on_epoch and on_epoch(epoch, row):
+                    log(
+                        f"Stopped after epoch {epoch} by its caller (a study's pruner); best epoch {run.result.best_epoch}"
+                    )
+                    break
                 if optim.patience is not None and stale >= optim.patience and epoch < last:
                     log(
                         f"Early stop after epoch {epoch}: validation accuracy has not improved for "

@@ -11,9 +11,10 @@ import math
 import numpy as np
 import seaborn as sns
 from matplotlib.colors import PowerNorm
+from matplotlib.lines import Line2D
 
 from . import style
-from .attention import HeadSummary, mean_sd
+from .attention import BROAD_ENTROPY, FOCUSED_ENTROPY, POSITIONAL_DISTANCE, HeadSummary, mean_sd
 from .canvas import Canvas, FigureFile
 
 
@@ -113,3 +114,38 @@ class AttentionFigures(Canvas):
             extend="max" if highest > top else "neither",
         )
         return self._save(fig, "attention-heads", self.w["heads_caption"])
+
+    def encoding_heads(self, name: str, models: list[tuple[str, HeadSummary]]) -> FigureFile | None:
+        """Each model's heads (one model per positional encoding, in the given order): entropy and attended
+        distance over uniform attention's, one dot per head (its mean over the rows; colour = layer), the
+        models' mean as a bar, uniform attention at 1 and the head kinds' thresholds dotted."""
+        if not models:
+            return None
+        w = self.w
+        fig, axes = self._figure(style.FULL_WIDTH, 3.9, 1, 2)
+        layers = max(s.shape[0] for _, s in models)
+        panels = (
+            ("entropy_rel", "entropy_ratio", (BROAD_ENTROPY, FOCUSED_ENTROPY)),
+            ("distance_rel", "distance_ratio", (POSITIONAL_DISTANCE,)),
+        )
+        for ax, (label, getter, thresholds) in zip(axes[0], panels):
+            for x, (_, summary) in enumerate(models):
+                mean = mean_sd(getattr(summary, getter))[0]  # (layers, heads)
+                heads = mean.shape[1]
+                for layer, row in enumerate(mean.tolist()):
+                    offsets = np.linspace(-0.25, 0.25, heads) if heads > 1 else np.zeros(1)
+                    ax.scatter(x + offsets, row, s=22, color=style.color(layer), zorder=3)
+                ax.hlines(float(mean.mean()), x - 0.35, x + 0.35, color="black", linewidth=1.6, zorder=4)
+            ax.axhline(1.0, color=style.REFERENCE, linestyle="--", linewidth=1.0)
+            for t in thresholds:
+                ax.axhline(t, color=style.REFERENCE, linestyle=":", linewidth=0.9)
+            ax.set_xticks(range(len(models)), [title for title, _ in models], rotation=30, ha="right")
+            ax.set_ylabel(w[label])
+            ax.set_ylim(bottom=0)
+        handles = [Line2D([], [], linestyle="none", marker="o", color=style.color(i)) for i in range(layers)] + [
+            Line2D([], [], color="black"),
+            Line2D([], [], color=style.REFERENCE, linestyle="--"),
+        ]
+        labels = [f"{w['layer']} {i + 1}" for i in range(layers)] + [w["mean_of_heads"], w["uniform"]]
+        axes[0, 1].legend(handles, labels, loc="upper left", bbox_to_anchor=(1.02, 1), frameon=False)
+        return self._save(fig, f"{name}-encoding-heads", f"{name}: {w['encoding_heads_caption']}")

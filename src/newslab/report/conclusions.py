@@ -20,7 +20,15 @@ from .attention_claims import attention_claim
 from .claims import Claim, Writer
 from .classical import Standing
 from .classical_claims import classical_claim
+from .positional import EncodingComparison
+from .positional_claims import positional_claims
+from .pretraining import PretrainingAnalysis
+from .pretraining_claims import pretraining_claims
 from .render import Bullets
+from .scale import ScaleAnalysis
+from .scale_claims import scale_claims
+from .search import SearchAnalysis
+from .search_claims import search_claim
 from .stats import ALPHA, TestResult, Untested, mean_interval
 
 TEMPLATES: dict[str, tuple[str, str]] = {
@@ -105,15 +113,15 @@ TEMPLATES: dict[str, tuple[str, str]] = {
         "在选择运行上（即选出学习率的那些运行：在候选值之间的检验）",
     ),
     "lr_where_confirm": ("on the confirmation runs", "在确认运行上"),
-    "lr_same": ("The best lr is {lr} at every model size{caveat}.", "在所有模型规模下最佳学习率都是 {lr}{caveat}。"),
+    "lr_same": ("The best lr is {lr} in every configuration{caveat}.", "在所有配置下最佳学习率都是 {lr}{caveat}。"),
     "lr_same_caveat": (" ({why})", "（{why}）"),
     "lr_none_significant": (
         "inconclusive: no lr difference at any size is significant, so whether lr matters here is not decided",
         "无定论：在任何规模下学习率的差异都不显著，因此无法确定学习率在此是否重要",
     ),
     "lr_shift": (
-        "The best lr changes with model size ({pairs}){caveat}.",
-        "最佳学习率随模型规模变化（{pairs}）{caveat}。",
+        "The best lr changes from one configuration to another ({pairs}){caveat}.",
+        "最佳学习率随配置而变化（{pairs}）{caveat}。",
     ),
     "lr_shift_untested": (
         "; but no lr difference was tested ({why}), so this shift may be chance",
@@ -141,9 +149,9 @@ TEMPLATES: dict[str, tuple[str, str]] = {
     "ranking": (
         "Components ranked by effect on validation accuracy against the baseline ({base} over {n} confirmation "
         "seeds), each variant at its own best {nuisance} chosen on the selection runs and compared on the "
-        "confirmation runs (tests Bonferroni-adjusted across the {k} compared ablations):",
+        "confirmation runs (tests Bonferroni-adjusted across the study's {k} ablations):",
         "各组件按对验证准确率的影响排序（相对基线：{n} 个确认种子上为 {base}；每个变体使用在选择运行上选出的最佳"
-        "{nuisance}，在确认运行上比较；检验经过 {k} 个被比较消融的 Bonferroni 校正）：",
+        "{nuisance}，在确认运行上比较；检验经过本研究 {k} 个消融的 Bonferroni 校正）：",
     ),
     "rank_item": ("{name}: {rel} relative ({diff}): {outcome}.", "{name}：相对变化 {rel}（{diff}）：{outcome}。"),
     "ablation_summary": (
@@ -250,16 +258,26 @@ def conclusions(
     followups: list[FollowUp] | None = None,
     attention: AttentionAnalysis | None = None,
     classical: Standing | None = None,
+    encodings: list[EncodingComparison] | None = None,
+    scales: list[ScaleAnalysis] | None = None,
+    pretrainings: list[PretrainingAnalysis] | None = None,
+    searches: list[SearchAnalysis] | None = None,
 ) -> list[Claim]:
     """All claims for the studies of a report, in reading order; `followups` are the follow-up specs
     written beside the report (their sentence closes the warnings); `attention`, the selected model's
     attention analysis, adds the attention paragraph; `classical`, a grid's classical baselines, a line after
-    that study's best configuration."""
+    that study's best configuration; `encodings`, `scales` and `pretrainings`, the chapter studies' analyses
+    (positional encodings, sequence length and batch size, pretraining) and `searches`, their paragraph after each
+    such study's claims."""
     wr = Writer(lang, TEMPLATES)
     claims = [Claim("caveat", "alpha", "info", wr.t("alpha", alpha=ALPHA))]
     for result in results:
         claims += _study_claims(result, wr)
         claims += [classical_claim(classical, lang)] if classical is not None and classical.study == result.name else []
+        claims += [c for e in encodings or [] if e.study.name == result.name for c in positional_claims(e, lang)]
+        claims += [c for a in scales or [] if a.study.name == result.name for c in scale_claims(a, lang)]
+        claims += [c for a in pretrainings or [] if a.study.name == result.name for c in pretraining_claims(a, lang)]
+        claims += [search_claim(a, lang) for a in searches or [] if a.study.name == result.name]
     claims += [attention_claim(attention, lang)] if attention is not None else []
     warnings = [_warning(warning, result, wr) for result in results for warning in followup.find_warnings(result)]
     if warnings and followups:
@@ -331,10 +349,11 @@ def _best_claim(result: StudyResult, wr: Writer) -> Claim:
             epoch=confirmation.trials[0].stop_epoch,
             val=w.pct(confirmation.val_mean),
             ci=ci,
-            test=w.pct(confirmation.test_mean),
+            test=w.pct(confirmation.test_mean) if result.unseals_test else w["sealed"],
         )
     else:
-        text += space + wr.t("best_unconfirmed", val=w.pct(chosen.val_mean), test=w.pct(chosen.test_mean))
+        test = w.pct(chosen.test_mean) if result.unseals_test else w["sealed"]
+        text += space + wr.t("best_unconfirmed", val=w.pct(chosen.val_mean), test=test)
     race = fx.runner_up(result)
     if race is None:
         text += space + wr.t("only_point")
@@ -437,7 +456,7 @@ def _ablation_claims(result: StudyResult, wr: Writer) -> list[Claim]:
         return [Claim("caveat", name, "untested", wr.t("no_variants", study=name)), *missing]
     base = ablations.base
     nuisance = "/".join(w.param(k) for k in base.nuisance) or "-"
-    ranking = wr.t("ranking", base=w.pct(base.val_mean), n=base.n, nuisance=nuisance, k=len(effects))
+    ranking = wr.t("ranking", base=w.pct(base.val_mean), n=base.n, nuisance=nuisance, k=ablations.family)
     claims = [Claim("ablation", "ranking", "info", ranking)]
     for e in sorted(effects, key=lambda e: e.comparison.diff):  # most harmful first
         c = e.comparison
@@ -457,7 +476,7 @@ def _ablation_claims(result: StudyResult, wr: Writer) -> list[Claim]:
     return claims + [Claim("ablation", "summary", "info", _ablation_summary(ablations, wr))]
 
 
-def _ablation_summary(ablations: fx.AblationResults, wr: Writer) -> str:
+def _ablation_summary(ablations: fx.VariantResults, wr: Writer) -> str:
     """What significantly hurts or helps, what is inconclusive (with its interval), and what was not tested
     (variants without a confirmation run included)."""
     w, sep = wr.w, wr.sep

@@ -231,6 +231,13 @@ class LrEffect:
         return float(a.point["lr"] if "lr" in a.point else a.nuisance["lr"])
 
 
+def _orderable(value) -> tuple:
+    """A sort key for a setting's value of any type: numbers by size, then strings, then None (from scratch)."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return (0, value, "")
+    return (1, 0, str(value)) if value is not None else (2, 0, "")
+
+
 def lr_per_size(result: StudyResult) -> list[LrEffect]:
     """How lr acts at each model size. As a nuisance parameter (chosen per point), on the selection
     runs that chose it; as a scientific factor next to others, on the confirmation runs of each
@@ -255,26 +262,27 @@ def lr_per_size(result: StudyResult) -> list[LrEffect]:
         )
         for group in compared
     ]
-    return sorted(effects, key=lambda e: tuple(e.context.values()))
+    return sorted(effects, key=lambda e: tuple(map(_orderable, e.context.values())))
 
 
-# ------------------------------------------------------------------------ ablations
+# ------------------------------------------------------- ablations and other variants
 @dataclass
-class AblationEffect:
-    """One ablation against the baseline, each at its own best nuisance (lr), on confirmation runs."""
+class VariantEffect:
+    """One variant (an ablation, a positional encoding, …) against the reference level of its factor, each at
+    its own best nuisance (lr), on confirmation runs."""
 
     name: str
-    comparison: Comparison  # a = ablation, b = baseline
+    comparison: Comparison  # a = variant, b = reference
 
     @property
     def relative(self) -> float | None:
-        """The difference relative to the baseline mean; None when the baseline scored 0."""
+        """The difference relative to the reference's mean; None when the reference scored 0."""
         base = self.comparison.b.val_mean
         return self.comparison.diff / base if base else None
 
     @property
     def relative_interval(self) -> tuple[float, float] | None:
-        """The test's interval (at the verdict's adjusted level), relative to the baseline mean."""
+        """The test's interval (at the verdict's adjusted level), relative to the reference's mean."""
         t, base = self.comparison.test, self.comparison.b.val_mean
         if not isinstance(t, TestResult) or not base:
             return None
@@ -282,24 +290,37 @@ class AblationEffect:
 
 
 @dataclass
-class AblationResults:
-    """An ablation study against its baseline: what was compared, and what could not be."""
+class VariantResults:
+    """A one-factor study against its reference level: what was compared, and what could not be."""
 
-    base: Summary | None  # the unmodified model's confirmation runs; None when none completed
-    effects: list[AblationEffect]  # every confirmed variant in the spec's order (empty without a base)
+    base: Summary | None  # the reference's confirmation runs; None when none completed
+    effects: list[VariantEffect]  # every confirmed variant in the spec's order (empty without a base)
     missing: list[str]  # variants of the spec without a completed confirmation run
+    key: str = "ablation"  # the factor varied
+    reference: str = BASELINE  # its level every variant is compared with
+
+    @property
+    def family(self) -> int:
+        """The Bonferroni family: every variant of the spec, compared yet or not."""
+        return len(self.effects) + len(self.missing)
 
 
-def ablation_effects(result: StudyResult) -> AblationResults:
-    """Every ablation of the spec vs the baseline, both on their confirmation runs. The tests are
-    Bonferroni-adjusted across the compared ablations (six comparisons at 5% would otherwise find a
-    false effect one time in four), and so are their intervals."""
-    points = {s.point["ablation"]: s for s in result.confirmed()}
-    variants = [name for name in result.spec.choices("ablation") if name != BASELINE]
+def variant_effects(result: StudyResult, key: str, reference: str) -> VariantResults:
+    """Every level of the factor `key` vs its `reference` level, both on their confirmation runs. The tests
+    are Bonferroni-adjusted across the spec's variants, run or not yet (six comparisons at 5% would otherwise
+    find a false effect one time in four; a verdict must not loosen while runs are missing), and so are their
+    intervals."""
+    points = {s.point[key]: s for s in result.confirmed()}
+    variants = [name for name in result.spec.choices(key) if name != reference]
     missing = [name for name in variants if name not in points]
-    base = points.get(BASELINE)
+    base = points.get(reference)
     if base is None:
-        return AblationResults(None, [], missing)
+        return VariantResults(None, [], missing, key, reference)
     done = [name for name in variants if name in points]
-    effects = [AblationEffect(name, compare(points[name], base, len(done))) for name in done]
-    return AblationResults(base, effects, missing)
+    effects = [VariantEffect(name, compare(points[name], base, len(variants))) for name in done]
+    return VariantResults(base, effects, missing, key, reference)
+
+
+def ablation_effects(result: StudyResult) -> VariantResults:
+    """Every ablation of the spec vs the baseline (variant_effects of the factor "ablation")."""
+    return variant_effects(result, "ablation", BASELINE)

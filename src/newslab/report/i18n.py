@@ -24,6 +24,15 @@ WORDS: dict[str, tuple[str, str]] = {
     "results": ("Results", "结果"),
     "impact": ("Hyperparameter impact", "超参数的影响"),
     "ablations": ("Ablations", "消融实验"),
+    "positional": ("Positional encodings", "位置编码"),
+    "selected_sealed": (
+        "Best configuration on the selection runs: {label}; this study compares at {base}'s pick, so its test "
+        "accuracy stays sealed.",
+        "选择运行上的最佳配置：{label}；本研究在 {base} 的选定配置上做比较，因此其测试准确率保持封存。",
+    ),
+    "scale": ("Sequence length and batch size", "序列长度与批大小"),
+    "pretraining": ("Pretraining and fine-tuning", "预训练与微调"),
+    "search": ("Search beyond the grid", "网格之外的搜索"),
     "best_model": ("Best model", "最佳模型"),
     "attention": ("Attention", "注意力"),
     "conclusions": ("Conclusions", "结论"),
@@ -128,6 +137,165 @@ WORDS: dict[str, tuple[str, str]] = {
         "区间同时涵盖种子与有限的验证集，并在各消融之间做 Bonferroni 校正。最小可检测差异说明这些运行可能漏掉多大的效应。",
     ),
     "no_ablation_study": ("No ablation study in this report.", "本报告不包含消融研究。"),
+    "no_positional_study": (
+        "No positional-encoding study in this report (`newslab study run pos-enc` or `quick-pos-enc` runs one).",
+        "本报告不包含位置编码研究（`newslab study run pos-enc` 或 `quick-pos-enc` 可运行）。",
+    ),
+    "positional_intro": (
+        "Every positional encoding at the grid's best configuration, each at its own best learning rate, compared "
+        "with the reference encoding on their confirmation runs by the ablations' paired test (Bonferroni-adjusted "
+        "across the encodings). Sinusoidal and learned absolute positions are added to the token embeddings; RoPE "
+        "turns each head's queries and keys by their position, ALiBi subtracts a per-head slope times the distance "
+        "|j − i| from the scores, and the learned relative bias adds one trained value per head and offset j − i: "
+        "these three see only how far apart two tokens are.",
+        "每种位置编码都在网格的最佳配置上、使用各自的最佳学习率训练，并在确认运行上以消融实验的配对检验与参照编码比较"
+        "（对各编码做 Bonferroni 校正）。正弦与可学习绝对位置编码加到词嵌入上；RoPE 按位置旋转每个头的查询和键，"
+        "ALiBi 从注意力分数中减去每个头的斜率乘以距离 |j − i|，可学习相对偏置为每个头和每个偏移 j − i 加一个训练得到的值："
+        "这三种只看两个词元相距多远。",
+    ),
+    "positional_heads_intro": (
+        "The heads of one model per encoding (its confirmation run of the lowest seed), over the same validation "
+        "rows: descriptive statistics, not a test.",
+        "每种编码取一个模型（其最小种子的确认运行），在相同的验证样本上统计各头：描述性统计，不是检验。",
+    ),
+    "no_reference_encoding": (
+        "No confirmed run of the reference encoding {reference}, so no encoding can be compared",
+        "参照编码{reference}没有经确认的运行，因此无法比较任何编码",
+    ),
+    "no_scale_study": (
+        "No sequence-length and batch-size study in this report (`newslab study run scale` or `quick-scale` runs one).",
+        "本报告不包含序列长度与批大小研究（`newslab study run scale` 或 `quick-scale` 可运行）。",
+    ),
+    "scale_intro": (
+        "One factor at a time around a reference point: longer and shorter sequences (max_len) at its batch size, "
+        "then smaller and larger batches at its max_len, each point at its own best learning rate, compared with "
+        "the reference on the confirmation runs (the paired test, Bonferroni-adjusted across the points) beside "
+        "the time a run takes.",
+        "围绕一个参照点每次只改变一个因素：在其批大小下改变序列长度（max_len），再在其 max_len 下改变批大小；"
+        "每个点使用各自的最佳学习率，在确认运行上与参照点比较（配对检验，对各点做 Bonferroni 校正），并给出每次运行的时间。",
+    ),
+    "lr_rule_intro": (
+        "The learning-rate scaling rule: each batch size's best lr (at the reference max_len), interpolated on the "
+        "selection runs' accuracy over log lr, fitted as lr* ∝ batch^k with a 95% interval for k. A rule (none: k = "
+        "0, square root: 0.5, linear: 1) is consistent when its k lies in the interval.",
+        "学习率缩放规则：参照 max_len 下每个批大小的最佳学习率（在选择运行的准确率对 log 学习率曲线上插值得到），"
+        "拟合为 lr* ∝ 批大小^k 并给出 k 的 95% 区间。某规则（不缩放：k = 0，平方根：0.5，线性：1）的 k 落在区间内即为相符。",
+    ),
+    "no_search_study": (
+        "No search study in this report (`newslab study run search` or `quick-search` runs one).",
+        "本报告不包含搜索研究（`newslab study run search` 或 `quick-search` 可运行）。",
+    ),
+    "search_intro": (
+        "A search draws each trial's settings from ranges with one of Optuna's samplers (TPE, random, CMA-ES), "
+        "each trial on one seed; a pruner (median, Hyperband) stops a trial whose validation accuracy falls behind "
+        "the others' at the same epoch. Its best trial is then confirmed on fresh seeds and a fresh validation split, "
+        "like every pick of this report.",
+        "搜索用 Optuna 的采样器（TPE、随机、CMA-ES）从取值范围中为每个试验抽取设置，每个试验一个种子；剪枝器（中位数、"
+        "Hyperband）会停止在同一轮次验证准确率落后于其他试验的试验。随后在新种子和新的验证集上确认最佳试验，与本报告中每次选择一样。",
+    ),
+    "sampler_tpe": ("TPE", "TPE"),
+    "sampler_random": ("random", "随机"),
+    "sampler_cmaes": ("CMA-ES", "CMA-ES"),
+    "pruner_median": ("median", "中位数"),
+    "pruner_hyperband": ("Hyperband", "Hyperband"),
+    "pruner_none": ("no", "无"),
+    "state_complete": ("complete", "完成"),
+    "state_pruned": ("pruned (best before it stopped)", "剪枝（停止前的最佳值）"),
+    "best_so_far": ("best so far", "目前最佳"),
+    "search_trial": ("trial, in the order created", "试验（按创建顺序）"),
+    "search_history": ("search history", "搜索历史"),
+    "search_history_caption": (
+        "each search trial's validation accuracy (one seed) in the order the trials were created, and the best so far",
+        "每个搜索试验的验证准确率（一个种子），按试验创建顺序排列，以及目前最佳",
+    ),
+    "importance": ("parameter importance (fANOVA)", "参数重要性（fANOVA）"),
+    "importance_caption": (
+        "fANOVA importance of each searched setting over the completed trials (they sum to 1; descriptive)",
+        "各搜索设置在已完成试验上的 fANOVA 重要性（总和为 1；描述性）",
+    ),
+    "why_few_search_trials": (
+        "{n} completed search trial(s) with different accuracies; fANOVA needs {k} or more",
+        "只有 {n} 个准确率不同的已完成搜索试验；fANOVA 至少需要 {k} 个",
+    ),
+    "no_pretraining_study": (
+        "No pretraining study in this report (`newslab study run pretraining` or `quick-pretraining` runs one).",
+        "本报告不包含预训练研究（`newslab study run pretraining` 或 `quick-pretraining` 可运行）。",
+    ),
+    "pretraining_intro": (
+        "The encoder pretrained as a masked language model (15% of the tokens hidden, BERT's corruption) on the "
+        "training split's texts only — never a validation or test text —, then fine-tuned on the labels, against "
+        "the same model trained from scratch, each at its own best learning rate and the same fine-tuning budget, "
+        "compared on the confirmation runs (the paired test, Bonferroni-adjusted over the variants). Each data "
+        "split (selection, confirmation) has an encoder of its own, pretrained once and cached; its cost is in the "
+        "last column.",
+        "编码器先以遮盖语言模型（遮盖 15% 的词元，BERT 的做法）在训练集文本上预训练——从不使用验证或测试文本——再在标签上微调，"
+        "与从头训练的同一模型比较；各自使用最佳学习率和相同的微调预算，在确认运行上比较（配对检验，对各变体做 Bonferroni 校正）。"
+        "每个数据划分（选择、确认）有自己的编码器，只预训练一次并缓存；其代价见最后一列。",
+    ),
+    "initialisation": ("initialisation", "初始化"),
+    "from_scratch": ("from scratch", "从头训练"),
+    "pretrained": ("pretrained", "预训练"),
+    "chosen_lr": ("chosen lr", "选定学习率"),
+    "finetune_seconds": ("fine-tuning s per run", "每次微调秒数"),
+    "pretrain_seconds": ("pretraining s × encoders", "预训练秒数 × 编码器数"),
+    "pretraining_ci": (
+        "Differences against training from scratch on the confirmation runs with {level} confidence intervals, "
+        "Bonferroni-adjusted over the study's {k} variants.",
+        "在确认运行上相对从头训练的差异及其 {level} 置信区间，经本研究 {k} 个变体的 Bonferroni 校正。",
+    ),
+    "lengths_unavailable": ("The training rows' lengths are unavailable", "无法读取训练样本的长度"),
+    "lengths_caption": (
+        "Token counts of the {n} training rows (before truncation).",
+        "{n} 个训练样本的词元数（截断前）。",
+    ),
+    "longest": ("longest", "最长"),
+    "rows_cut": ("of the rows cut", "的样本被截断"),
+    "tokens_cut": ("of the tokens cut", "的词元被截断"),
+    "tokens_per_row": ("tokens per row", "每个样本的词元数"),
+    "length_distribution": ("training rows by length", "训练样本的长度分布"),
+    "lr_grid": ("best lr (grid)", "最佳学习率（网格）"),
+    "lr_interpolated": ("best lr (interpolated)", "最佳学习率（插值）"),
+    "at_edge": ("at the grid's edge", "位于网格边缘"),
+    "seconds_per_run": ("s per run", "每次运行秒数"),
+    "scale_ci": (
+        "Differences against the reference point on the confirmation runs with {level} confidence intervals, "
+        "Bonferroni-adjusted over the study's {k} other points.",
+        "在确认运行上相对参照点的差异及其 {level} 置信区间，经本研究其余 {k} 个点的 Bonferroni 校正。",
+    ),
+    "varying": ("varying", "改变"),
+    "accuracy_vs_time": ("accuracy against time", "准确率与时间"),
+    "accuracy_vs_time_caption": (
+        "validation accuracy of the confirmation runs (mean, 95% interval over seeds) against the mean time per run; "
+        "labels give the varied value",
+        "确认运行的验证准确率（均值与种子间 95% 区间）与每次运行的平均时间；标注为所改变的取值",
+    ),
+    "best_lr": ("best lr", "最佳学习率"),
+    "fitted": ("fitted", "拟合"),
+    "rule_none": ("none (k = 0)", "不缩放 (k = 0)"),
+    "rule_sqrt": ("square root (k = 0.5)", "平方根 (k = 0.5)"),
+    "rule_linear": ("linear (k = 1)", "线性 (k = 1)"),
+    "lr_rule": ("learning-rate scaling rule", "学习率缩放规则"),
+    "lr_rule_caption": (
+        "each batch size's best lr (filled: inside the lr grid; open: at its edge), the fitted line and each rule "
+        "through the points' centre",
+        "每个批大小的最佳学习率（实心：在网格内；空心：在边缘），拟合直线以及经过各点中心的各规则",
+    ),
+    "encoding_where": ("position enters", "位置信息的加入方式"),
+    "where_added": ("added to the embeddings", "加到词嵌入上"),
+    "where_attention": ("in every attention layer", "作用于每个注意力层"),
+    "where_none": ("nowhere", "无"),
+    "head_kinds": ("heads by kind", "各类型头数"),
+    "encoding_heads_table": (
+        "Means over the heads of each head's mean over {n} validation rows; 1 = as uniform attention.",
+        "各头在 {n} 个验证样本上的均值再对各头取平均；1 = 与均匀注意力相同。",
+    ),
+    "mean_of_heads": ("mean of the heads", "各头均值"),
+    "uniform": ("uniform attention", "均匀注意力"),
+    "encoding_heads_caption": (
+        "each encoding's heads against uniform attention (dots: heads, coloured by layer; bar: their mean; dotted: "
+        "the head kinds' thresholds)",
+        "各编码的注意力头与均匀注意力的对比（点：各头，颜色表示层；横线：均值；虚线：头类型的阈值）",
+    ),
     "no_grid_study": ("No grid study with completed trials in this report.", "本报告没有包含已完成试验的网格研究。"),
     "no_completed": ("No completed trial", "没有完成的试验"),
     "no_completed_baseline": (
@@ -139,10 +307,10 @@ WORDS: dict[str, tuple[str, str]] = {
         "没有经确认的消融变体：只有基线有完成的确认运行",
     ),
     "ablation_ci": (
-        "Differences against the baseline on the confirmation runs with {level} confidence intervals, "
-        "Bonferroni-adjusted over the {k} compared ablations (each p multiplied by {k}): an interval excludes 0 "
+        "Differences against the {reference} on the confirmation runs with {level} confidence intervals, "
+        "Bonferroni-adjusted over the study's {k} variants (each p multiplied by {k}): an interval excludes 0 "
         "exactly when the verdict is significant.",
-        "在确认运行上相对基线的差异及其 {level} 置信区间，经 {k} 个被比较消融的 Bonferroni 校正（每个 p 值乘以 {k}）："
+        "在确认运行上相对{reference}的差异及其 {level} 置信区间，经本研究 {k} 个变体的 Bonferroni 校正（每个 p 值乘以 {k}）："
         "区间不含 0 当且仅当判断为显著。",
     ),
     "best_intro": (
@@ -207,7 +375,7 @@ WORDS: dict[str, tuple[str, str]] = {
     "loss": ("loss (nats)", "损失 (奈特)"),
     "train_loss": ("training loss", "训练损失"),
     "train_loss_smoothed": ("training loss (label-smoothed)", "训练损失（标签平滑）"),
-    "baseline_val": ("baseline val {acc}", "基线验证准确率 {acc}"),
+    "baseline_val": ("{reference} val {acc}", "{reference}验证准确率 {acc}"),
     "examples": ("test examples", "测试样本数"),
     # attention (report/attention.py; figures attention_head, attention_grid, head_summary; head_table)
     "head_kind": ("kind", "类型"),

@@ -29,8 +29,10 @@ from ..study.results import StudyResult, Summary
 from . import style
 from .attention_plots import AttentionFigures
 from .canvas import FigureFile
-from .effects import AblationEffect, factor_value, factors, is_ablation_study
-from .stats import family_level, t_errorbar
+from .effects import VariantEffect, factor_value, factors, is_ablation_study
+from .scale_plots import ScaleFigures
+from .search_plots import SearchFigures
+from .stats import TestResult, family_level, t_errorbar
 
 
 def pct_errorbar(values) -> tuple[float, float]:
@@ -64,9 +66,9 @@ def heading(label: str) -> tuple[Line2D, str]:
     return Line2D([], [], linestyle="none", marker="none"), label
 
 
-class Plotter(AttentionFigures):
-    """Every figure of the report: the studies' and the best model's here, the attention figures
-    inherited (report/attention_plots.py); drawn and saved through `Canvas` (report/canvas.py):
+class Plotter(AttentionFigures, ScaleFigures, SearchFigures):
+    """Every figure of the report: the studies' and the best model's here, the attention, scale and search
+    figures inherited (report/attention_plots.py, scale_plots.py, search_plots.py); drawn and saved through `Canvas` (report/canvas.py):
     `plotter.draw(plotter.confusion, cm, class_names, name)`. A new figure is one more method."""
 
     # ---------------------------------------------------------------- studies
@@ -330,11 +332,19 @@ class Plotter(AttentionFigures):
         name = self.w.ablation(s.point["ablation"])
         return f"{name} ({self.w.point(s.nuisance)})" if s.nuisance else name
 
-    def ablations(self, name: str, effects: list[AblationEffect], order: Sequence[str] = ()) -> FigureFile | None:
-        """Relative change against the baseline on the confirmation runs with the paired tests'
-        (Bonferroni-adjusted) intervals, coloured by verdict; variants in `order` (the spec's), else
-        as given. The title carries the baseline's accuracy, the legend the verdicts drawn; a variant
-        without a relative change (the baseline scored 0) keeps its row, without a bar."""
+    def ablations(
+        self,
+        name: str,
+        effects: list[VariantEffect],
+        order: Sequence[str] = (),
+        key: str = "ablation",
+        reference: str = BASELINE,
+    ) -> FigureFile | None:
+        """Relative change against the reference level of `key` (the baseline of an ablation study) on the
+        confirmation runs with the paired tests' (Bonferroni-adjusted) intervals, coloured by verdict; variants
+        in `order` (the spec's), else as given. The title carries the reference's accuracy, the legend the
+        verdicts drawn; a variant without a relative change (the reference scored 0) keeps its row, without a
+        bar."""
         if not effects:
             return None
         rank = {v: i for i, v in enumerate(order)}
@@ -350,17 +360,23 @@ class Plotter(AttentionFigures):
             xerr = None if interval is None else [[100 * (change - interval[0])], [100 * (interval[1] - change)]]
             ax.barh(y, 100 * change, xerr=xerr, capsize=4, color=VERDICT_COLORS[e.comparison.verdict])
             present.append(e.comparison.verdict)
-        ax.set_yticks(range(len(rows)), [w.ablation(e.name) for e in rows])
+        ax.set_yticks(range(len(rows)), [w.value(key, e.name) for e in rows])
         ax.axvline(0, color="black", linewidth=0.8)
         ax.set_xlabel(f"{w['rel_change']} (%)")
         ax.invert_yaxis()
         present = [v for v in VERDICT_COLORS if v in present]
         if present:
             outside_legend(ax, [Patch(color=VERDICT_COLORS[v]) for v in present], [w.verdict(v) for v in present])
-        baseline = w["baseline_val"].format(acc=w.pct(effects[0].comparison.b.val_mean))
+        label = w.value(key, reference)
+        baseline = w["baseline_val"].format(acc=w.pct(effects[0].comparison.b.val_mean), reference=label)
         ax.set_title(f"{name} ({baseline})")
-        note = w["ablation_ci"].format(level=w.level(family_level(len(effects))), k=len(effects))
-        return self._save(fig, f"{name}-ablations", f"{w['ablations']}: {name} ({baseline}). {note}")
+        tested = next((e.comparison.test for e in effects if isinstance(e.comparison.test, TestResult)), None)
+        k = tested.family if tested is not None else len(effects)  # the family the tests were adjusted over
+        note = w["ablation_ci"].format(level=w.level(family_level(k)), k=k, reference=label)
+        title = w["ablations"] if key == "ablation" else w.param(key)
+        return self._save(
+            fig, f"{name}-{'ablations' if key == 'ablation' else 'variants'}", f"{title}: {name} ({baseline}). {note}"
+        )
 
     # ---------------------------------------------------------------- best model
     def confusion(self, cm: np.ndarray, class_names: list[str], name: str) -> FigureFile:

@@ -41,7 +41,11 @@ from .classical import Standing, standing
 from .conclusions import Claim, FollowUp, claim_bullets, conclusions
 from .i18n import Reason, Words
 from .plots import Plotter
+from .positional import KEY, EncodingComparison, compare_encodings, encoding_studies
+from .pretraining import PretrainingAnalysis, analyse_pretraining, pretraining_studies
 from .render import Bullets, Code, Image, Para, Section
+from .scale import Lengths, ScaleAnalysis, analyse_scale, scale_studies
+from .search import SearchAnalysis, analyse_search, is_search, search_studies
 from .stats import MIN_SEEDS
 
 PACKAGES = (
@@ -117,10 +121,31 @@ class ReportContext:
             return self.w.say(exc.args[0]) if exc.args else str(exc)
 
     @functools.cached_property
+    def encodings(self) -> list[EncodingComparison]:
+        """Every positional-encoding study's comparison (report/positional.py)."""
+        return [compare_encodings(result, self.data_dir) for result in encoding_studies(self.results)]
+
+    @functools.cached_property
+    def scales(self) -> list[ScaleAnalysis]:
+        """Every sequence-length and batch-size study's analysis (report/scale.py)."""
+        return [analyse_scale(result, self.data_dir) for result in scale_studies(self.results)]
+
+    @functools.cached_property
+    def pretrainings(self) -> list[PretrainingAnalysis]:
+        """Every pretraining study's analysis (report/pretraining.py)."""
+        return [analyse_pretraining(result) for result in pretraining_studies(self.results)]
+
+    @functools.cached_property
+    def searches(self) -> list[SearchAnalysis]:
+        """Every search study's analysis (report/search.py)."""
+        return [analyse_search(result) for result in search_studies(self.results)]
+
+    @functools.cached_property
     def claims(self) -> list[Claim]:
         attention = self.attention if isinstance(self.attention, AttentionAnalysis) else None
         classical = self.classical if isinstance(self.classical, Standing) else None
-        return conclusions(self.results, self.lang, self.followups, attention, classical)
+        chapters = (self.encodings, self.scales, self.pretrainings, self.searches)
+        return conclusions(self.results, self.lang, self.followups, attention, classical, *chapters)
 
 
 def context(
@@ -358,7 +383,8 @@ def impact_section(ctx: ReportContext) -> Section:
     w, plotter = ctx.w, ctx.plotter
     draw = plotter.draw
     section = Section("impact", w["impact"]).add(Para(w["impact_intro"]))
-    grids = [r for r in ctx.results if r.points() and not fx.is_ablation_study(r)]
+    # a search's points are its sampler's draws, not levels to plot: its own chapter shows it
+    grids = [r for r in ctx.results if r.points() and not fx.is_ablation_study(r) and not is_search(r)]
     if not grids:
         return section.add(Para(w["no_grid_study"]))
     for result in grids:
@@ -391,6 +417,93 @@ def ablation_section(ctx: ReportContext) -> Section:
         section.add(
             tables.ablation_table(ablations, w), Image(figure) if figure else None, Image(curves) if curves else None
         )
+    return section
+
+
+def positional_section(ctx: ReportContext) -> Section:
+    w, plotter = ctx.w, ctx.plotter
+    draw = plotter.draw
+    section = Section("positional", w["positional"])
+    if not ctx.encodings:
+        return section.add(Para(w["no_positional_study"]))
+    section.add(Para(w["positional_intro"]))
+    for comparison in ctx.encodings:
+        result, accuracy = comparison.study, comparison.accuracy
+        section.add(Para(f"{result.name} ({w.counts(result.counts())})"))
+        if accuracy.base is None:
+            reference = w.value(KEY, accuracy.reference)
+            section.add(Para(f"{w['no_reference_encoding'].format(reference=reference)}."))
+        else:
+            order, reference = result.spec.choices(KEY), accuracy.reference
+            chart = draw(plotter.ablations, result.name, accuracy.effects, order, key=KEY, reference=reference)
+            section.add(tables.ablation_table(accuracy, w), Image(chart) if chart else None)
+        heads = [(w.value(KEY, m.name), m.heads) for m in comparison.heads if m.heads is not None]
+        figure = draw(plotter.encoding_heads, result.name, heads)
+        section.add(
+            Para(w["positional_heads_intro"]),
+            tables.encoding_heads_table(comparison, w),
+            Image(figure) if figure else None,
+        )
+    return section
+
+
+def scale_section(ctx: ReportContext) -> Section:
+    w, plotter = ctx.w, ctx.plotter
+    draw = plotter.draw
+    section = Section("scale", w["scale"])
+    if not ctx.scales:
+        return section.add(Para(w["no_scale_study"]))
+    section.add(Para(w["scale_intro"]))
+    for analysis in ctx.scales:
+        result = analysis.study
+        section.add(Para(f"{result.name} ({w.counts(result.counts())})"))
+        max_lens = [p.max_len for p in analysis.points]
+        if isinstance(analysis.lengths, Lengths):
+            figure = draw(plotter.lengths, result.name, analysis.lengths, max_lens)
+            section.add(tables.lengths_table(analysis.lengths, max_lens, w), Image(figure))
+        else:
+            section.add(Para(f"{w['lengths_unavailable']}{w.colon}{w.say(analysis.lengths)}"))
+        time_figure, rule_figure = (
+            draw(plotter.scale_time, result.name, analysis),
+            draw(plotter.lr_rule, result.name, analysis.rule),
+        )
+        section.add(
+            tables.scale_table(analysis, w),
+            Image(time_figure) if time_figure else None,
+            Para(w["lr_rule_intro"]),
+            Image(rule_figure) if rule_figure else None,
+        )
+    return section
+
+
+def pretraining_section(ctx: ReportContext) -> Section:
+    w = ctx.w
+    section = Section("pretraining", w["pretraining"])
+    if not ctx.pretrainings:
+        return section.add(Para(w["no_pretraining_study"]))
+    section.add(Para(w["pretraining_intro"]))
+    for analysis in ctx.pretrainings:
+        result = analysis.study  # its learning curves are the hyperparameter section's, as every grid's
+        section.add(Para(f"{result.name} ({w.counts(result.counts())})"), tables.pretraining_table(analysis, w))
+    return section
+
+
+def search_section(ctx: ReportContext) -> Section:
+    w, plotter = ctx.w, ctx.plotter
+    draw = plotter.draw
+    section = Section("search", w["search"])
+    if not ctx.searches:
+        return section.add(Para(w["no_search_study"]))
+    section.add(Para(w["search_intro"]))
+    for analysis in ctx.searches:
+        result = analysis.study
+        history = draw(plotter.search_history, result.name, analysis)
+        section.add(Para(f"{result.name} ({w.counts(result.counts())})"), Image(history) if history else None)
+        if isinstance(analysis.importances, dict):
+            figure = draw(plotter.importances, result.name, analysis.importances)
+            section.add(Image(figure) if figure else None)
+        else:
+            section.add(Para(f"{w['importance']}{w.colon}{w.say(analysis.importances)}."))
     return section
 
 
@@ -478,6 +591,10 @@ SECTIONS: list[Callable[[ReportContext], Section]] = [
     results_section,
     impact_section,
     ablation_section,
+    positional_section,
+    scale_section,
+    pretraining_section,
+    search_section,
     best_model_section,
     attention_section,
     conclusions_section,

@@ -8,9 +8,13 @@ from ..study.results import StudyResult
 from .attention import COMPARED_ABLATION, HeadSummary, mean_sd
 from .bestmodel import BestRun
 from .classical import Baselines
-from .effects import AblationResults, is_ablation_study, selected
+from .effects import VariantResults, is_ablation_study, selected
 from .i18n import Words
+from .positional import EncodingComparison, where
+from .pretraining import PretrainingAnalysis
+from .pretraining_claims import variant_name
 from .render import Table
+from .scale import PERCENTILES, Lengths, ScaleAnalysis, best_lr
 from .stats import LEVEL, TestResult, Untested, family_level, mean_interval
 
 
@@ -59,7 +63,8 @@ def results_table(result: StudyResult, w: Words, baselines: Baselines | None = N
         confirmation = confirmed.get(s.key)
         chosen = pick is not None and s.key == pick.selection.key
         epoch = confirmation.trials[0].stop_epoch if confirmation else None
-        test = _mean_std(pick.estimate.test_accuracies, w) if chosen and pick is not None else w["sealed"]
+        shown = chosen and pick is not None and result.unseals_test
+        test = _mean_std(pick.estimate.test_accuracies, w) if shown and pick is not None else w["sealed"]
         cells = [w.value(n, values[n]) for n in names] + [
             _mean_std(s.val_accuracies, w),
             str(s.n),
@@ -88,6 +93,8 @@ def selected_line(result: StudyResult, w: Words) -> str:
     best, runs = pick.selection, pick.estimate
     label = w.point({**best.point, **best.nuisance})
     tests = runs.test_accuracies
+    if not result.unseals_test:  # a comparison at another study's pick: its test accuracy stays sealed
+        return w["selected_sealed"].format(label=label, base=result.spec.base_study)
     if w.lang == "zh":
         stage = "确认运行" if pick.confirmation else "选择运行（未经确认）"
         return (
@@ -111,14 +118,14 @@ def failures_table(result: StudyResult, w: Words) -> Table | None:
     )
 
 
-def ablation_table(ablations: AblationResults, w: Words) -> Table:
-    """The baseline, every compared variant on the confirmation runs (intervals at the verdict's
-    Bonferroni-adjusted level, so one excludes 0 exactly when the verdict is significant), then the
+def ablation_table(ablations: VariantResults, w: Words) -> Table:
+    """The baseline (the reference level), every compared variant on the confirmation runs (intervals at the
+    verdict's Bonferroni-adjusted level, so one excludes 0 exactly when the verdict is significant), then the
     variants without a confirmation run. No variant is marked as chosen: the verdict says what differs."""
-    effects = ablations.effects
-    level = family_level(len(effects))
+    effects, key = ablations.effects, ablations.key
+    level = family_level(ablations.family)
     headers = [
-        w["ablation"],
+        w.param(key),
         w["confirm_val"],
         w["n_confirm"],
         w["diff"],
@@ -130,13 +137,14 @@ def ablation_table(ablations: AblationResults, w: Words) -> Table:
         w["verdict"],
     ]
     base = ablations.base
-    rows = [[w.ablation("none"), w.pct(base.val_mean), str(base.n)] + ["–"] * (len(headers) - 3)] if base else []
+    reference = w.value(key, ablations.reference)
+    rows = [[reference, w.pct(base.val_mean), str(base.n)] + ["–"] * (len(headers) - 3)] if base else []
     for e in effects:
         c, relative = e.comparison, e.relative_interval
         test = c.test if isinstance(c.test, TestResult) else None
         rows.append(
             [
-                w.ablation(e.name),
+                w.value(key, e.name),
                 w.pct(c.a.val_mean),
                 str(c.a.n),
                 w.pts(c.diff),
@@ -150,8 +158,9 @@ def ablation_table(ablations: AblationResults, w: Words) -> Table:
                 else w.verdict(c.verdict),
             ]
         )
-    rows += [[w.ablation(name), "–", "0", *["–"] * (len(headers) - 4), w["not_run"]] for name in ablations.missing]
-    caption = w["ablation_ci"].format(level=w.level(level), k=len(effects)) if effects else None
+    rows += [[w.value(key, name), "–", "0", *["–"] * (len(headers) - 4), w["not_run"]] for name in ablations.missing]
+    k = ablations.family
+    caption = w["ablation_ci"].format(level=w.level(level), k=k, reference=reference) if effects else None
     return Table(headers, rows, caption)
 
 
@@ -208,6 +217,109 @@ def head_table(summary: HeadSummary, w: Words, compared: HeadSummary | None = No
         headers += [f"{w[key]} ({name})" for key in ("head_kind", *measures)]
         rows = [row + theirs for row, theirs in zip(rows, cells(compared))]
     return Table(headers, rows)
+
+
+def encoding_heads_table(comparison: EncodingComparison, w: Words) -> Table:
+    """Per encoding: where it puts position, its heads' mean self share, entropy and distance over uniform
+    attention's (means over the heads of each head's mean over the rows) and how many heads are of each kind."""
+    headers = [w.param("pos_encoding"), w["encoding_where"], w["self_share"], w["entropy_rel"], w["distance_rel"]]
+    headers.append(w["head_kinds"])
+    rows = []
+    for model in comparison.heads:
+        first = [w.value("pos_encoding", model.name), w[f"where_{where(model.name)}"]]
+        if model.heads is None:
+            rows.append(first + ["–", "–", "–", w.say(model.note) if model.note else "–"])
+            continue
+        means = model.means()
+        kinds = w.comma.join(f"{w[f'kind_{kind}']} {k}" for kind, k in model.kind_counts().items())
+        rows.append(first + [f"{means[key]:.2f}" for key in ("self_share", "entropy_rel", "distance_rel")] + [kinds])
+    n = next((m.heads.samples for m in comparison.heads if m.heads is not None), None)
+    return Table(headers, rows, w["encoding_heads_table"].format(n=n) if n else None)
+
+
+def scale_table(analysis: ScaleAnalysis, w: Words) -> Table:
+    """Every (max_len, batch size) point: its best lr (on the grid and interpolated), the confirmation runs'
+    accuracy, the difference from the reference with its Bonferroni-adjusted interval and verdict, and the
+    time a run took."""
+    level = family_level(max(1, analysis.family))
+    headers = [w.param("max_len"), w.param("batch_size"), w["lr_grid"], w["lr_interpolated"], w["confirm_val"]]
+    headers += [w["n_confirm"], w["diff"], w.ci(level), w["verdict"], w["seconds_per_run"]]
+    rows = []
+    for p in analysis.points:
+        best = best_lr(analysis.study, p.selection.point)
+        grid_lr = w.value("lr", p.selection.nuisance.get("lr"))
+        c = p.comparison
+        test = c.test if c is not None and isinstance(c.test, TestResult) else None
+        if c is None:
+            verdict = w["reference"] if (p.max_len, p.batch_size) == analysis.reference else w["not_run"]
+        elif isinstance(c.test, Untested):
+            verdict = f"{w.verdict('untested')}: {w.reason(c.test.reason)}"
+        else:
+            verdict = w.verdict(c.verdict)
+        rows.append(
+            [
+                str(p.max_len),
+                str(p.batch_size),
+                grid_lr,
+                "–" if best is None else f"{best[0]:.2g}" + ("" if best[1] else f" ({w['at_edge']})"),
+                w.pct(p.confirmation.val_mean) if p.confirmation else "–",
+                str(p.confirmation.n) if p.confirmation else "0",
+                w.pts(c.diff) if c is not None else "–",
+                w.bracket(test.low, test.high) if test else "–",
+                verdict,
+                "–" if p.seconds is None else f"{p.seconds:.1f}",
+            ]
+        )
+    rows += [[str(a), str(b), *["–"] * 6, w["not_run"], "–"] for a, b in analysis.missing]
+    caption = w["scale_ci"].format(level=w.level(level), k=analysis.family) if analysis.family else None
+    return Table(headers, rows, caption)
+
+
+def lengths_table(lengths: Lengths, max_lens: list[int], w: Words) -> Table:
+    """The training rows' token counts at PERCENTILES, and what each max_len studied truncates."""
+    headers = [w["longest"] if q == 100 else f"p{q}" for q in PERCENTILES]
+    rows = [[str(lengths.percentile(q)) for q in PERCENTILES]]
+    cuts = [
+        f"{w.param('max_len')} {n}{w.colon}{w.pct(lengths.rows_cut(n), 1)} {w['rows_cut']}{w.comma}"
+        f"{w.pct(lengths.tokens_cut(n), 1)} {w['tokens_cut']}"
+        for n in sorted(set(max_lens))
+    ]
+    caption = w["lengths_caption"].format(n=len(lengths.counts)) + " " + w.semicolon.join(cuts)
+    return Table(headers, rows, caption)
+
+
+def pretraining_table(analysis: PretrainingAnalysis, w: Words) -> Table:
+    """Every initialisation: the confirmation runs' accuracy, the difference from training from scratch with its
+    Bonferroni-adjusted interval and verdict, the fine-tuning time of a run and the pretraining time of an encoder."""
+    level = family_level(max(1, analysis.family))
+    headers = [w["initialisation"], w["chosen_lr"], w["confirm_val"], w["n_confirm"], w["diff"], w.ci(level)]
+    headers += [w["verdict"], w["finetune_seconds"], w["pretrain_seconds"]]
+    rows = []
+    for i, v in enumerate(analysis.variants):
+        c = v.comparison
+        test = c.test if c is not None and isinstance(c.test, TestResult) else None
+        if c is None:
+            verdict = w["reference"] if i == 0 and not v.pretrained else w["not_run"]
+        elif isinstance(c.test, Untested):
+            verdict = f"{w.verdict('untested')}: {w.reason(c.test.reason)}"
+        else:
+            verdict = w.verdict(c.verdict)
+        pretraining = v.pretraining_seconds
+        rows.append(
+            [
+                variant_name(v, w),
+                w.value("lr", v.selection.nuisance.get("lr")),
+                w.pct(v.confirmation.val_mean) if v.confirmation else "–",
+                str(v.confirmation.n) if v.confirmation else "0",
+                w.pts(c.diff) if c is not None else "–",
+                w.bracket(test.low, test.high) if test else "–",
+                verdict,
+                "–" if v.seconds is None else f"{v.seconds:.1f}",
+                "–" if pretraining is None else f"{pretraining:.0f} × {len(v.encoders)}",
+            ]
+        )
+    caption = w["pretraining_ci"].format(level=w.level(level), k=analysis.family) if analysis.family else None
+    return Table(headers, rows, caption)
 
 
 def data_table(info: dict, w: Words) -> Table:

@@ -45,6 +45,7 @@ class TrialRecord:
     role: str = "select"  # "select" (chooses) | "confirm" (fresh seed, chosen nuisance and epoch)
     stop_epoch: int | None = None  # a confirmation trial's epoch, chosen on the selection runs
     val_correct: str | None = None  # per validation row, "1" if predicted right: for paired tests
+    key: str | None = None  # the plan's key as queued (a search trial's names its slot, not its sampled point)
 
 
 def _mean(xs: list[float]) -> float | None:
@@ -127,9 +128,11 @@ class StudyResult:
             "RUNNING": "running",
             "FAIL": "failed",
             "WAITING": "waiting",
-            "PRUNED": "failed",
+            "PRUNED": "pruned",
         }
         counts = {"complete": 0, "running": 0, "failed": 0, "waiting": 0}
+        if self.spec.search is not None:  # a search's pruner ends trials early: neither complete nor failed
+            counts["pruned"] = 0
         for t in self.trials:
             counts[keys[t.state]] += 1
         return counts
@@ -168,7 +171,7 @@ class StudyResult:
         for i, s in enumerate(self.points()):
             confirmed = self.confirmation(s)
             shown = confirmed if confirmed is not None else s  # test of the runs that estimate, not choose
-            unsealed = show_test or (i == 0 and self.selects)
+            unsealed = show_test or (i == 0 and self.unseals_test)
             rows.append(
                 {
                     **s.row(),
@@ -187,6 +190,13 @@ class StudyResult:
         """Whether the study selects a configuration (a grid); an ablation study compares its variants
         with the baseline and selects none."""
         return "ablation" not in self.spec.parameter_names("scientific")
+
+    @property
+    def unseals_test(self) -> bool:
+        """Whether the test accuracy of this study's pick may be shown: a study that selects and starts from no
+        other study's pick. A study at another's pick (ablations, the chapters) compares; showing its top point's
+        test accuracy would be one more look at the test set."""
+        return self.selects and self.spec.base_study is None
 
     def confirmed(self) -> list[Summary]:
         """Per point, its confirmation runs, in the order of `points()`; a point without a completed
@@ -210,8 +220,9 @@ class StudyResult:
 
     def confirmation_plans(self) -> list[TrialPlan]:
         """The confirmation trials the selection calls for: every point at its chosen nuisance value and
-        epoch, on each confirmation seed."""
-        return [plan for s in self.points() for plan in self.plans_for(s)]
+        epoch, on each confirmation seed; of a search, its best point's only (its winner)."""
+        points = self.points()[:1] if self.spec.search is not None else self.points()
+        return [plan for s in points for plan in self.plans_for(s)]
 
 
 def chosen_epoch(summary: Summary) -> int:
@@ -264,6 +275,7 @@ def study_results(name: str, storage) -> StudyResult:
                 role=a.get("role", "select"),
                 stop_epoch=a.get("stop_epoch"),
                 val_correct=a.get("val_correct"),
+                key=a.get("key"),
             )
         )
     return StudyResult(name, spec, records, attrs.get("created"))
@@ -271,7 +283,7 @@ def study_results(name: str, storage) -> StudyResult:
 
 # --------------------------------------------------------------------------- status
 def _plan_key(t: TrialRecord) -> str:
-    return TrialPlan(t.point, t.nuisance, t.seed, t.stop_epoch).key
+    return t.key or TrialPlan(t.point, t.nuisance, t.seed, t.stop_epoch).key  # a search trial's: its slot
 
 
 def study_progress(result: StudyResult) -> tuple[int, int]:
@@ -285,8 +297,8 @@ def study_progress(result: StudyResult) -> tuple[int, int]:
         attempts.setdefault(_plan_key(t), []).append(t.state)
     queued_confirmations = {_plan_key(t) for t in result.trials if t.role == "confirm"}
     selecting = any(t.role == "select" and t.state in ("WAITING", "RUNNING") for t in result.trials)
-    if selecting:  # the confirmations are not chosen yet: every point, on each confirmation seed
-        points = {point_key(plan.point) for plan in plans}
+    if selecting:  # the confirmations are not chosen yet: every point (a search: its winner), each confirmation seed
+        points = {point_key(plan.point) for plan in plans} if result.spec.search is None else {"winner"}
         unqueued = max(0, len(points) * len(result.spec.confirm_seed_list) - len(queued_confirmations))
     else:  # what the selection chose, whether queued yet or not (none for a point whose every run failed)
         unqueued = len({plan.key for plan in result.confirmation_plans()} - queued_confirmations)
@@ -397,7 +409,9 @@ def format_results(result: StudyResult, fmt: str = "table", show_test: bool = Fa
         return out.getvalue()
     first = result.points()[0]
     params = [*first.point, *first.nuisance]
-    test_header = "test acc (unsealed)" if show_test else "test acc (selected only)" if result.selects else "test acc"
+    test_header = (
+        "test acc (unsealed)" if show_test else "test acc (selected only)" if result.unseals_test else "test acc"
+    )
     # the report's words: its results table has these columns
     headers = [*map(names.parameter, params), "selection val acc", "n", "confirmation val acc", "n", "chosen epoch"]
     headers += [test_header, "parameters", "time (s)"]

@@ -41,7 +41,7 @@ def resolve_spec(spec: StudySpec, storage) -> StudySpec:
             f"({counts}); run it first: newslab study run {spec.base_study}"
         )
     best = base.best()
-    own = set(spec.fixed) | set(spec.parameter_names("scientific")) | set(spec.parameter_names("nuisance"))
+    own = set(spec.fixed) | {n for part in ("scientific", "nuisance", "search") for n in spec.parameter_names(part)}
     inherited = {k: v for k, v in {**base.spec.fixed, **best.point, **best.nuisance}.items() if k not in own}
     resolved = StudySpec(**{**spec.to_dict(), "fixed": {**inherited, **spec.fixed}})
     resolved.trials()  # validate the combined settings before anything runs
@@ -127,8 +127,8 @@ def _queue(study, plans: list[TrialPlan], max_retries: int, retry_failed: bool =
     queued = 0
     for plan in plans:
         states = by_key.get(plan.key, [])
-        if any(s in (TrialState.COMPLETE, TrialState.WAITING, TrialState.RUNNING) for s in states):
-            continue
+        if any(s in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.WAITING, TrialState.RUNNING) for s in states):
+            continue  # done (a pruned search trial too), queued or running
         if states and not retry_failed or states.count(TrialState.FAIL) > max_retries:
             continue
         study.enqueue_trial({**plan.point, **plan.nuisance, "seed": plan.seed}, user_attrs=plan.attrs())
@@ -185,9 +185,15 @@ def _set_up(study, trial, out_dir: Path, threads: int | None, say: Callable[[int
     """A claimed trial's RunConfig and run folder, its parameters recorded for Optuna's dashboard."""
     spec = StudySpec(**study.user_attrs["spec"])
     attrs = trial.user_attrs
-    for name in {**attrs["point"], **attrs["nuisance"]}:  # Optuna params, so the dashboard can plot them
-        trial.suggest_categorical(name, spec.choices(name))
-    trial.suggest_categorical("seed", [*spec.seed_list, *spec.confirm_seed_list])
+    if spec.search is not None:
+        if attrs.get("slot") is not None:  # the sampler (set by _run_trial) chooses this trial's point now
+            trial.set_user_attr("point", spec.suggest(trial))
+            attrs = trial.user_attrs
+        # a search's confirmation runs are no sampler's draws: their point stays in the user attributes only
+    else:
+        for name in {**attrs["point"], **attrs["nuisance"]}:  # Optuna params, so the dashboard can plot them
+            trial.suggest_categorical(name, spec.choices(name))
+        trial.suggest_categorical("seed", [*spec.seed_list, *spec.confirm_seed_list])
     config = spec.config(
         attrs["point"],
         attrs["nuisance"],
@@ -237,6 +243,10 @@ def _run_trial(
     with _Heartbeat(study, trial_id):
         trial = None
         try:
+            spec = StudySpec(**study.user_attrs["spec"])
+            slot = store.trial_attrs(study, trial_id).get("slot")
+            if spec.search is not None and slot is not None:  # seeded per slot, in place before the trial starts
+                study.sampler = spec.sampler(seed=1000 * spec.seed_list[0] + slot)
             trial = store.running_trial(study, trial_id)
             config, run_dir = _set_up(study, trial, out_dir, threads, say)
         except BaseException as exc:  # failed now, never left RUNNING: the next `study run` re-queues it
@@ -257,16 +267,19 @@ def _run_trial(
 
             return write
 
+        search = StudySpec(**study.user_attrs["spec"]).search is not None and trial.user_attrs.get("role") == "select"
+        pruned = False
+
+        def on_epoch(epoch: int, row: dict) -> bool:
+            """Report the epoch's validation accuracy; in a search, end the run when the pruner says so."""
+            nonlocal pruned
+            trial.report(row["val_accuracy"], epoch)
+            pruned = search and trial.should_prune()
+            return pruned
+
         try:
             # the storage is the index: a folder left by an earlier incarnation of the study is replaced
-            result = train(
-                config,
-                run_dir=run_dir,
-                overwrite=True,
-                log=None,
-                progress=False,
-                on_epoch=lambda epoch, row: trial.report(row["val_accuracy"], epoch),
-            )
+            result = train(config, run_dir=run_dir, overwrite=True, log=None, progress=False, on_epoch=on_epoch)
         except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM: failed now, so the next `study run` re-queues it
             _unless_failed_meanwhile(study, trial, run_dir, log, failed(str(exc) or "interrupted by the user (Ctrl-C)"))
             raise
@@ -297,7 +310,10 @@ def _run_trial(
             # per validation row, right or wrong: the paired tests of the report compare runs row by row
             right = zip(predictions["val"], predictions["val_labels"], strict=True)
             trial.set_user_attr("val_correct", "".join("1" if p == y else "0" for p, y in right))
-            study.tell(trial, result.best_val_accuracy)
+            if pruned:  # its last reported value is the one Optuna keeps
+                study.tell(trial, state=TrialState.PRUNED)
+            else:
+                study.tell(trial, result.best_val_accuracy)
 
         if not _unless_failed_meanwhile(study, trial, run_dir, log, completed):
             return
@@ -306,7 +322,8 @@ def _run_trial(
         return
     assert result.best_val_accuracy is not None  # a completed run has it
     # no test accuracy here: it stays sealed until the final pick (`newslab study results`)
-    say(trial.number, f"done: val {100 * result.best_val_accuracy:.2f}% in {result.wall_time_s:.0f} s")
+    ended = f"pruned after epoch {len(result.history)}" if pruned else "done"
+    say(trial.number, f"{ended}: val {100 * result.best_val_accuracy:.2f}% in {result.wall_time_s:.0f} s")
 
 
 def run_worker(
@@ -328,6 +345,9 @@ def run_worker(
         while not study.user_attrs.get("ready"):  # the creator is still queueing trials
             time.sleep(poll_s)
             study = store.load_study(name, storage)
+        spec = StudySpec(**study.user_attrs["spec"])
+        if spec.search is not None:  # fed every epoch's validation accuracy (_run_trial)
+            study.pruner = spec.pruner()
         # stale trials are retried as the spec says, whatever `max_retry` this storage was opened with
         store.set_stale_retries(study, study.user_attrs["spec"].get("max_retries", StudySpec.max_retries))
         # absolute, so the run folders recorded in the storage are found from any working directory

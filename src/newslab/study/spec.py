@@ -24,23 +24,27 @@ from pathlib import Path
 from typing import Any
 
 from ..config import (
-    ABLATIONS,
-    BASELINE,
     DataConfig,
     RunConfig,
     load_config_file,
     settable_in_studies,
 )
 from ..errors import ConfigError
+from .presets import PRESETS
 
-SPEC_FIELDS = ("name", "fixed", "scientific", "nuisance", "seeds", "confirm_seeds", "base_study", "max_retries")
+SPEC_FIELDS = (
+    "name", "fixed", "scientific", "nuisance", "seeds", "confirm_seeds", "base_study", "max_retries", "search"
+)  # fmt: skip
 CONFIRM_SEED_BASE = 1000  # `confirm_seeds: N` means seeds 1000..1000+N-1, never a selection seed
 # confirmation runs hold out another validation split (--split-seed + 1): the configuration was chosen
 # for fitting the selection split's rows, and would keep that advantage on them
 CONFIRM_SPLIT_OFFSET = 1
 # fields added after studies were first recorded: left out of the digest at their default, so a study
 # recorded before them resumes
-LATER_FIELDS = {"confirm_seeds": 0}
+LATER_FIELDS = {"confirm_seeds": 0, "search": None}
+# `search`: Optuna's samplers choose each trial's point from ranges (a grid is `scientific` lists, queued once each)
+SAMPLERS = ("tpe", "random", "cmaes")
+PRUNERS = ("median", "hyperband", "none")
 SCALARS = (str, int, float, bool, type(None))  # the values a scientific or nuisance parameter takes
 
 
@@ -61,6 +65,9 @@ class StudySpec:
     confirm_seeds: int | list[int] = 0
     base_study: str | None = None
     max_retries: int = 2
+    search: dict[str, Any] | None = (
+        None  # {space: {name: {low, high[, log, step]} | {choices}}, sampler, trials, pruner}
+    )
 
     def __post_init__(self) -> None:
         where = f"study spec {self.name!r}"
@@ -115,8 +122,114 @@ class StudySpec:
                             f"{where}: {section}.{key}: {value!r} is not a single value (a string, number, "
                             f"true/false or null); an ablation combination is one string, e.g. 'no_pe+no_ffn'"
                         )
-        if not self.scientific and not self.nuisance:
+        if self.search is not None:
+            self._check_search(where, seen)
+        elif not self.scientific and not self.nuisance:
             raise ConfigError(f"{where}: empty grid (no scientific or nuisance parameters)")
+
+    def _check_search(self, where: str, seen: set[str]) -> None:
+        search = self.search
+        if not isinstance(search, dict):
+            raise ConfigError(f"{where}: search must be a mapping of space, sampler, trials, pruner")
+        unknown = sorted(set(search) - {"space", "sampler", "trials", "pruner"})
+        if unknown:
+            raise ConfigError(
+                f"{where}: search: unknown field(s) {', '.join(unknown)}; it has space, sampler, trials, pruner"
+            )
+        if self.scientific or self.nuisance:
+            raise ConfigError(f"{where}: a search has no scientific or nuisance lists: its sampler chooses every point")
+        if self.seed_list != self.seed_list[:1]:
+            raise ConfigError(
+                f"{where}: a search runs each sampled point on one seed (seeds: 1); confirm_seeds confirm it"
+            )
+        sampler, pruner, trials = search.get("sampler", "tpe"), search.get("pruner", "median"), search.get("trials")
+        if sampler not in SAMPLERS:
+            raise ConfigError(
+                f"{where}: search.sampler {sampler!r} is not one of: {' | '.join(SAMPLERS)} (a grid: scientific lists)"
+            )
+        if pruner not in PRUNERS:
+            raise ConfigError(f"{where}: search.pruner {pruner!r} is not one of: {' | '.join(PRUNERS)}")
+        if isinstance(trials, bool) or not isinstance(trials, int) or trials < 1:
+            raise ConfigError(f"{where}: search.trials must be a positive count of trials, got {trials!r}")
+        space = search.get("space")
+        if not isinstance(space, dict) or not space:
+            raise ConfigError(
+                f"{where}: search.space must map settings to ranges, e.g. lr: {{low: 1e-4, high: 3e-3, log: true}}"
+            )
+        known = {*settable_in_studies(), "ablation"}
+        for name, dist in space.items():
+            at = f"{where}: search.space.{name}"
+            if name not in known:
+                raise ConfigError(f"{at}: unknown parameter")
+            if name in seen:
+                raise ConfigError(f"{at}: {name!r} is set twice (fixed and search)")
+            if not isinstance(dist, dict):
+                raise ConfigError(f"{at}: needs {{low, high}} or {{choices: [...]}}")
+            if "choices" in dist:
+                if set(dist) != {"choices"} or not isinstance(dist["choices"], list) or not dist["choices"]:
+                    raise ConfigError(f"{at}: choices must be the only key and a non-empty list")
+                values = dist["choices"]
+            else:
+                extra = sorted(set(dist) - {"low", "high", "log", "step"})
+                low: Any = dist.get("low")
+                high: Any = dist.get("high")
+                if extra or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (low, high)):
+                    raise ConfigError(f"{at}: a range is {{low, high}} numbers, optionally log: true or a step")
+                if not low < high or dist.get("log") and low <= 0:
+                    raise ConfigError(f"{at}: needs low < high (and low > 0 on a log scale), got {low!r}..{high!r}")
+                if dist.get("log") and dist.get("step") is not None:
+                    raise ConfigError(f"{at}: a log scale takes no step (Optuna samples one or the other)")
+                values = [low, high]
+            for value in values:  # each end of the range must make a valid run
+                try:
+                    self.config({name: value}, {}, self.seed_list[0])
+                except ConfigError as exc:
+                    raise ConfigError(f"{at}: {value!r}: {exc}") from None
+
+    def sampler(self, seed: int):
+        """The spec's Optuna sampler, seeded; TPE with a constant liar, so parallel workers spread out."""
+        import optuna
+
+        assert self.search is not None
+        kind = self.search.get("sampler", "tpe")
+        if kind == "random":
+            return optuna.samplers.RandomSampler(seed=seed)
+        if kind == "cmaes":  # categorical choices fall back to random sampling (Optuna warns once)
+            return optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False)
+        return optuna.samplers.TPESampler(seed=seed, constant_liar=True, n_startup_trials=min(8, self.search["trials"]))
+
+    def pruner(self):
+        """The spec's Optuna pruner, fed the validation accuracy of every epoch."""
+        import optuna
+
+        kind = (self.search or {}).get("pruner", "median")
+        epochs = self.fixed.get("epochs", RunConfig().optim.epochs)
+        if kind == "hyperband":
+            return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=epochs)
+        if kind == "median":  # not before 4 trials finished, nor before epoch 2 (steps are epochs, from 1)
+            return optuna.pruners.MedianPruner(n_startup_trials=4, n_warmup_steps=2)
+        return optuna.pruners.NopPruner()
+
+    def suggest(self, trial) -> dict[str, Any]:
+        """A search trial's point, drawn by the study's sampler from `search.space`."""
+        assert self.search is not None
+        point: dict[str, Any] = {}
+        for name, dist in self.search["space"].items():
+            if "choices" in dist:
+                point[name] = trial.suggest_categorical(name, dist["choices"])
+            elif (
+                isinstance(dist["low"], int)
+                and isinstance(dist["high"], int)
+                and not isinstance(dist.get("step", 1), float)
+            ):
+                point[name] = trial.suggest_int(
+                    name, dist["low"], dist["high"], step=dist.get("step", 1), log=bool(dist.get("log"))
+                )
+            else:
+                point[name] = trial.suggest_float(
+                    name, dist["low"], dist["high"], step=dist.get("step"), log=bool(dist.get("log"))
+                )
+        return point
 
     @property
     def seed_list(self) -> list[int]:
@@ -145,6 +258,8 @@ class StudySpec:
         raise KeyError(name)
 
     def parameter_names(self, section: str) -> list[str]:
+        if section == "search":
+            return list((self.search or {}).get("space", {}))
         return [n for key in getattr(self, section) for n in key.split(",")]
 
     def config(
@@ -167,7 +282,10 @@ class StudySpec:
         return RunConfig.create(values, source=f"study {self.name}", explicit=())
 
     def trials(self) -> list[TrialPlan]:
-        """Every point x nuisance x seed, each validated as a RunConfig before anything runs."""
+        """Every point x nuisance x seed, each validated as a RunConfig before anything runs; a search's
+        `search.trials` slots, each a point its sampler chooses when a worker takes it."""
+        if self.search is not None:
+            return [TrialPlan({}, {}, self.seed_list[0], slot=i) for i in range(self.search["trials"])]
         plans = []
         for point in _product(self.scientific):
             for nuisance in _product(self.nuisance):
@@ -186,6 +304,7 @@ class TrialPlan:
     nuisance: dict
     seed: int
     stop_epoch: int | None = None  # set on confirmation trials: the epoch chosen on the selection runs
+    slot: int | None = None  # a search trial's number among search.trials (its point is sampled later)
 
     @property
     def role(self) -> str:
@@ -193,6 +312,8 @@ class TrialPlan:
 
     @property
     def key(self) -> str:
+        if self.slot is not None:
+            return f"search={self.slot} | seed={self.seed}"
         key = f"{point_key(self.point)} | {point_key(self.nuisance)} | seed={self.seed}"
         return key if self.stop_epoch is None else f"{key} | epoch={self.stop_epoch}"
 
@@ -205,6 +326,7 @@ class TrialPlan:
             "seed": self.seed,
             "role": self.role,
             "stop_epoch": self.stop_epoch,
+            "slot": self.slot,
         }
 
 
@@ -218,56 +340,6 @@ def _product(grid: dict[str, list]) -> list[dict]:
 
 def point_key(values: dict) -> str:
     return ",".join(f"{k}={v}" for k, v in values.items()) or "-"
-
-
-# ---------------------------------------------------------------------------- presets
-def _ablations(base: str, name: str, **fixed: Any) -> dict:
-    # every registered ablation against the baseline, so a new ablation joins the presets by itself
-    return {
-        "name": name,
-        "base_study": base,
-        "fixed": fixed,
-        "scientific": {"ablation": [BASELINE, *ABLATIONS]},
-    }
-
-
-# The quick preset: the whole training split, small one-layer models trained to a plateau (early
-# stopping on validation), a vocabulary large enough that few validation tokens are [UNK], few
-# selection seeds and three confirmation seeds: fewer, better trials than a wide grid of short runs.
-_QUICK = {"num_layers": 1, "max_len": 64, "vocab_size": 12000, "batch_size": 64, "epochs": 8, "patience": 2}
-PRESETS: dict[str, dict] = {
-    "seed-grid": {
-        "name": "seed-grid",
-        "fixed": {"epochs": 3, "batch_size": 64},
-        "scientific": {"embed_dim,num_heads": [[64, 2], [128, 4], [256, 8]]},
-        "nuisance": {"lr": [5e-4, 1e-3]},  # each size at its own best lr (the tuning playbook)
-        "seeds": 2,
-        "confirm_seeds": 3,
-    },
-    # five confirmation seeds: with three, a Bonferroni-adjusted test over six ablations has about two
-    # degrees of freedom for the seed noise (docs/statistics.md)
-    "seed-ablations": {
-        **_ablations("seed-grid", "seed-ablations", epochs=3),
-        "nuisance": {"lr": [5e-4, 1e-3]},
-        "seeds": 2,
-        "confirm_seeds": 5,
-    },
-    "quick-grid": {
-        "name": "quick-grid",
-        "fixed": _QUICK,
-        "scientific": {"embed_dim,num_heads": [[64, 4], [128, 4]]},
-        # a decade apart: too slow, about right and unstable for both sizes, so the pick lies inside
-        "nuisance": {"lr": [3e-4, 3e-3, 3e-2]},
-        "seeds": 2,
-        "confirm_seeds": 3,
-    },
-    "quick-ablations": {
-        **_ablations("quick-grid", "quick-ablations", **_QUICK),
-        "nuisance": {"lr": [1e-3, 3e-3, 1e-2]},
-        "seeds": 1,
-        "confirm_seeds": 3,
-    },
-}
 
 
 def load_spec(source: str | Path, seeds: int | None = None, name: str | None = None) -> StudySpec:

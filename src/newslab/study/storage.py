@@ -537,6 +537,11 @@ def finished_meanwhile(exc: BaseException) -> bool:
     return isinstance(exc, ValueError) and str(exc).startswith("Cannot tell a ")
 
 
+def trial_attrs(study: optuna.Study, trial_id: int) -> dict[str, Any]:
+    """A trial's user attributes, by id (before a Trial object exists for it)."""
+    return study._storage.get_trial(trial_id).user_attrs
+
+
 def running_trial(study: optuna.Study, trial_id: int) -> optuna.trial.Trial:
     """The live Trial of a claimed trial id, to report, suggest and `study.tell` through."""
     import optuna
