@@ -8,7 +8,7 @@ from ..study.results import StudyResult
 from .attention import COMPARED_ABLATION, HeadSummary, mean_sd
 from .bestmodel import BestRun
 from .classical import Baselines
-from .effects import VariantResults, is_ablation_study, selected
+from .effects import Comparison, VariantResults, is_ablation_study, selected
 from .i18n import Words
 from .positional import EncodingComparison, where
 from .pretraining import PretrainingAnalysis
@@ -237,6 +237,15 @@ def encoding_heads_table(comparison: EncodingComparison, w: Words) -> Table:
     return Table(headers, rows, w["encoding_heads_table"].format(n=n) if n else None)
 
 
+def _verdict_cell(comparison: Comparison | None, is_reference: bool, w: Words) -> str:
+    """A chapter table's verdict cell: "reference", "not confirmed", the verdict, or why it was not tested."""
+    if comparison is None:
+        return w["reference"] if is_reference else w["not_run"]
+    if isinstance(comparison.test, Untested):
+        return f"{w.verdict('untested')}: {w.reason(comparison.test.reason)}"
+    return w.verdict(comparison.verdict)
+
+
 def scale_table(analysis: ScaleAnalysis, w: Words) -> Table:
     """Every (max_len, batch size) point: its best lr (on the grid and interpolated), the confirmation runs'
     accuracy, the difference from the reference with its Bonferroni-adjusted interval and verdict, and the
@@ -250,12 +259,7 @@ def scale_table(analysis: ScaleAnalysis, w: Words) -> Table:
         grid_lr = w.value("lr", p.selection.nuisance.get("lr"))
         c = p.comparison
         test = c.test if c is not None and isinstance(c.test, TestResult) else None
-        if c is None:
-            verdict = w["reference"] if (p.max_len, p.batch_size) == analysis.reference else w["not_run"]
-        elif isinstance(c.test, Untested):
-            verdict = f"{w.verdict('untested')}: {w.reason(c.test.reason)}"
-        else:
-            verdict = w.verdict(c.verdict)
+        verdict = _verdict_cell(c, (p.max_len, p.batch_size) == analysis.reference, w)
         rows.append(
             [
                 str(p.max_len),
@@ -298,12 +302,7 @@ def pretraining_table(analysis: PretrainingAnalysis, w: Words) -> Table:
     for i, v in enumerate(analysis.variants):
         c = v.comparison
         test = c.test if c is not None and isinstance(c.test, TestResult) else None
-        if c is None:
-            verdict = w["reference"] if i == 0 and not v.pretrained else w["not_run"]
-        elif isinstance(c.test, Untested):
-            verdict = f"{w.verdict('untested')}: {w.reason(c.test.reason)}"
-        else:
-            verdict = w.verdict(c.verdict)
+        verdict = _verdict_cell(c, i == 0 and not v.pretrained, w)
         pretraining = v.pretraining_seconds
         rows.append(
             [
