@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 from .. import names
 from ..errors import NewslabError
@@ -420,91 +421,87 @@ def ablation_section(ctx: ReportContext) -> Section:
     return section
 
 
+def _chapter(ctx: ReportContext, key: str, analyses: list, add: Callable[[Section, Any], None]) -> Section:
+    """A chapter of the original manual's TODO list: its title, a line when no study of it is in the report,
+    else its introduction and, per study, its name and counts followed by what `add(section, analysis)` adds."""
+    w = ctx.w
+    section = Section(key, w[key])
+    if not analyses:
+        return section.add(Para(w[f"no_{key}_study"]))
+    section.add(Para(w[f"{key}_intro"]))
+    for analysis in analyses:
+        result = analysis.study
+        section.add(Para(f"{result.name} ({w.counts(result.counts())})"))
+        add(section, analysis)
+    return section
+
+
 def positional_section(ctx: ReportContext) -> Section:
     w, plotter = ctx.w, ctx.plotter
-    draw = plotter.draw
-    section = Section("positional", w["positional"])
-    if not ctx.encodings:
-        return section.add(Para(w["no_positional_study"]))
-    section.add(Para(w["positional_intro"]))
-    for comparison in ctx.encodings:
+
+    def add(section: Section, comparison: EncodingComparison) -> None:
         result, accuracy = comparison.study, comparison.accuracy
-        section.add(Para(f"{result.name} ({w.counts(result.counts())})"))
         if accuracy.base is None:
             reference = w.value(KEY, accuracy.reference)
             section.add(Para(f"{w['no_reference_encoding'].format(reference=reference)}."))
         else:
             order, reference = result.spec.choices(KEY), accuracy.reference
-            chart = draw(plotter.ablations, result.name, accuracy.effects, order, key=KEY, reference=reference)
+            chart = plotter.draw(plotter.ablations, result.name, accuracy.effects, order, key=KEY, reference=reference)
             section.add(tables.ablation_table(accuracy, w), Image(chart) if chart else None)
         heads = [(w.value(KEY, m.name), m.heads) for m in comparison.heads if m.heads is not None]
-        figure = draw(plotter.encoding_heads, result.name, heads)
+        figure = plotter.draw(plotter.encoding_heads, result.name, heads)
         section.add(
             Para(w["positional_heads_intro"]),
             tables.encoding_heads_table(comparison, w),
             Image(figure) if figure else None,
         )
-    return section
+
+    return _chapter(ctx, "positional", ctx.encodings, add)
 
 
 def scale_section(ctx: ReportContext) -> Section:
     w, plotter = ctx.w, ctx.plotter
-    draw = plotter.draw
-    section = Section("scale", w["scale"])
-    if not ctx.scales:
-        return section.add(Para(w["no_scale_study"]))
-    section.add(Para(w["scale_intro"]))
-    for analysis in ctx.scales:
-        result = analysis.study
-        section.add(Para(f"{result.name} ({w.counts(result.counts())})"))
+
+    def add(section: Section, analysis: ScaleAnalysis) -> None:
+        name = analysis.study.name
         max_lens = [p.max_len for p in analysis.points]
         if isinstance(analysis.lengths, Lengths):
-            figure = draw(plotter.lengths, result.name, analysis.lengths, max_lens)
+            figure = plotter.draw(plotter.lengths, name, analysis.lengths, max_lens)
             section.add(tables.lengths_table(analysis.lengths, max_lens, w), Image(figure))
         else:
             section.add(Para(f"{w['lengths_unavailable']}{w.colon}{w.say(analysis.lengths)}"))
-        time_figure, rule_figure = (
-            draw(plotter.scale_time, result.name, analysis),
-            draw(plotter.lr_rule, result.name, analysis.rule),
-        )
+        time_figure = plotter.draw(plotter.scale_time, name, analysis)
+        rule_figure = plotter.draw(plotter.lr_rule, name, analysis.rule)
         section.add(
             tables.scale_table(analysis, w),
             Image(time_figure) if time_figure else None,
             Para(w["lr_rule_intro"]),
             Image(rule_figure) if rule_figure else None,
         )
-    return section
+
+    return _chapter(ctx, "scale", ctx.scales, add)
 
 
 def pretraining_section(ctx: ReportContext) -> Section:
-    w = ctx.w
-    section = Section("pretraining", w["pretraining"])
-    if not ctx.pretrainings:
-        return section.add(Para(w["no_pretraining_study"]))
-    section.add(Para(w["pretraining_intro"]))
-    for analysis in ctx.pretrainings:
-        result = analysis.study  # its learning curves are the hyperparameter section's, as every grid's
-        section.add(Para(f"{result.name} ({w.counts(result.counts())})"), tables.pretraining_table(analysis, w))
-    return section
+    # a pretraining study's learning curves are the hyperparameter section's, as every grid's
+    add = lambda section, analysis: section.add(tables.pretraining_table(analysis, ctx.w))
+    return _chapter(ctx, "pretraining", ctx.pretrainings, add)
 
 
 def search_section(ctx: ReportContext) -> Section:
     w, plotter = ctx.w, ctx.plotter
-    draw = plotter.draw
-    section = Section("search", w["search"])
-    if not ctx.searches:
-        return section.add(Para(w["no_search_study"]))
-    section.add(Para(w["search_intro"]))
-    for analysis in ctx.searches:
-        result = analysis.study
-        history = draw(plotter.search_history, result.name, analysis)
-        section.add(Para(f"{result.name} ({w.counts(result.counts())})"), Image(history) if history else None)
+
+    def add(section: Section, analysis: SearchAnalysis) -> None:
+        name = analysis.study.name
+        history = plotter.draw(plotter.search_history, name, analysis)
+        section.add(Image(history) if history else None)
         if isinstance(analysis.importances, dict):
-            figure = draw(plotter.importances, result.name, analysis.importances)
+            figure = plotter.draw(plotter.importances, name, analysis.importances)
             section.add(Image(figure) if figure else None)
         else:
             section.add(Para(f"{w['importance']}{w.colon}{w.say(analysis.importances)}."))
-    return section
+
+    return _chapter(ctx, "search", ctx.searches, add)
 
 
 def best_model_section(ctx: ReportContext) -> Section:

@@ -4,7 +4,7 @@ which print "–" for a missing value: a table never shows NaN.
 
 from __future__ import annotations
 
-from ..study.results import StudyResult
+from ..study.results import StudyResult, Summary
 from .attention import COMPARED_ABLATION, HeadSummary, mean_sd
 from .bestmodel import BestRun
 from .classical import Baselines
@@ -237,13 +237,23 @@ def encoding_heads_table(comparison: EncodingComparison, w: Words) -> Table:
     return Table(headers, rows, w["encoding_heads_table"].format(n=n) if n else None)
 
 
-def _verdict_cell(comparison: Comparison | None, is_reference: bool, w: Words) -> str:
-    """A chapter table's verdict cell: "reference", "not confirmed", the verdict, or why it was not tested."""
-    if comparison is None:
-        return w["reference"] if is_reference else w["not_run"]
-    if isinstance(comparison.test, Untested):
-        return f"{w.verdict('untested')}: {w.reason(comparison.test.reason)}"
-    return w.verdict(comparison.verdict)
+def _comparison_cells(confirmation: Summary | None, c: Comparison | None, is_reference: bool, w: Words) -> list[str]:
+    """A chapter table's middle cells: the confirmation runs' accuracy and count, the difference from the reference
+    with its interval, and the verdict ("reference", "not confirmed", or why it was not tested)."""
+    test = c.test if c is not None and isinstance(c.test, TestResult) else None
+    if c is None:
+        verdict = w["reference"] if is_reference else w["not_run"]
+    elif isinstance(c.test, Untested):
+        verdict = f"{w.verdict('untested')}: {w.reason(c.test.reason)}"
+    else:
+        verdict = w.verdict(c.verdict)
+    return [
+        w.pct(confirmation.val_mean) if confirmation else "–",
+        str(confirmation.n) if confirmation else "0",
+        w.pts(c.diff) if c is not None else "–",
+        w.bracket(test.low, test.high) if test else "–",
+        verdict,
+    ]
 
 
 def scale_table(analysis: ScaleAnalysis, w: Words) -> Table:
@@ -257,20 +267,14 @@ def scale_table(analysis: ScaleAnalysis, w: Words) -> Table:
     for p in analysis.points:
         best = best_lr(analysis.study, p.selection.point)
         grid_lr = w.value("lr", p.selection.nuisance.get("lr"))
-        c = p.comparison
-        test = c.test if c is not None and isinstance(c.test, TestResult) else None
-        verdict = _verdict_cell(c, (p.max_len, p.batch_size) == analysis.reference, w)
+        is_reference = (p.max_len, p.batch_size) == analysis.reference
         rows.append(
             [
                 str(p.max_len),
                 str(p.batch_size),
                 grid_lr,
                 "–" if best is None else f"{best[0]:.2g}" + ("" if best[1] else f" ({w['at_edge']})"),
-                w.pct(p.confirmation.val_mean) if p.confirmation else "–",
-                str(p.confirmation.n) if p.confirmation else "0",
-                w.pts(c.diff) if c is not None else "–",
-                w.bracket(test.low, test.high) if test else "–",
-                verdict,
+                *_comparison_cells(p.confirmation, p.comparison, is_reference, w),
                 "–" if p.seconds is None else f"{p.seconds:.1f}",
             ]
         )
@@ -300,19 +304,12 @@ def pretraining_table(analysis: PretrainingAnalysis, w: Words) -> Table:
     headers += [w["verdict"], w["finetune_seconds"], w["pretrain_seconds"]]
     rows = []
     for i, v in enumerate(analysis.variants):
-        c = v.comparison
-        test = c.test if c is not None and isinstance(c.test, TestResult) else None
-        verdict = _verdict_cell(c, i == 0 and not v.pretrained, w)
         pretraining = v.pretraining_seconds
         rows.append(
             [
                 variant_name(v, w),
                 w.value("lr", v.selection.nuisance.get("lr")),
-                w.pct(v.confirmation.val_mean) if v.confirmation else "–",
-                str(v.confirmation.n) if v.confirmation else "0",
-                w.pts(c.diff) if c is not None else "–",
-                w.bracket(test.low, test.high) if test else "–",
-                verdict,
+                *_comparison_cells(v.confirmation, v.comparison, i == 0 and not v.pretrained, w),
                 "–" if v.seconds is None else f"{v.seconds:.1f}",
                 "–" if pretraining is None else f"{pretraining:.0f} × {len(v.encoders)}",
             ]
