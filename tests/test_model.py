@@ -1,12 +1,16 @@
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from torch.testing import assert_close
 
 from newslab.config import ABLATIONS, ConfigError, RunConfig
-from newslab.model import TextClassifier
+from newslab.model import TextClassifier, drop_tokens
 from newslab.positions import POSITIONAL_ENCODINGS
 
 VOCAB, CLASSES = 50, 4
@@ -158,6 +162,46 @@ def test_parameter_counts_add_up() -> None:
     assert counts["embedding"] == VOCAB * 16 and counts["head"] == 16 * CLASSES + CLASSES
 
 
+# ---------------------------------------------------------------- word dropout
+@settings(max_examples=40, deadline=None)
+@given(
+    lengths=st.lists(st.integers(0, 12), min_size=1, max_size=6),
+    width=st.integers(1, 12),
+    p=st.sampled_from([0.0, 0.25, 0.5, 0.9]),
+    seed=st.integers(0, 2**16),
+)
+def test_word_dropout_masks_only_real_tokens_and_leaves_every_row_one(
+    lengths: list[int], width: int, p: float, seed: int
+) -> None:
+    """Padding stays padding, a row keeps at least one real token, p = 0 changes nothing."""
+    lengths = [max(1, min(n, width)) for n in lengths]
+    pad_mask = torch.arange(width)[None, :] >= torch.tensor(lengths)[:, None]  # (B, T)
+    torch.manual_seed(seed)
+    dropped = drop_tokens(pad_mask, p)
+    assert dropped.shape == pad_mask.shape and dropped.dtype == torch.bool
+    assert bool((dropped >= pad_mask).all())  # a padded position is never un-padded
+    assert bool((~dropped).any(1).all())
+    if p == 0:
+        assert torch.equal(dropped, pad_mask)
+
+
+def test_word_dropout_drops_about_its_share_and_only_while_training() -> None:
+    pad_mask = torch.zeros(256, 64, dtype=torch.bool)
+    torch.manual_seed(0)
+    share = float(drop_tokens(pad_mask, 0.25).float().mean())
+    assert 0.24 < share < 0.26
+    cfg = RunConfig.create(embed_dim=32, num_heads=4, num_layers=1, max_len=16, dropout=0.0, token_dropout=0.5)
+    torch.manual_seed(0)
+    model = TextClassifier.from_config(cfg.model, 50, 4)
+    ids = torch.randint(1, 50, (8, 16))
+    pad_mask = torch.zeros(8, 16, dtype=torch.bool)
+    plain = TextClassifier.from_config(dataclasses.replace(cfg.model, token_dropout=0.0), 50, 4)
+    plain.load_state_dict(model.state_dict())
+    with torch.no_grad():
+        assert_close(model.eval()(ids, pad_mask), plain.eval()(ids, pad_mask))
+        assert not torch.allclose(model.train()(ids, pad_mask), plain.train()(ids, pad_mask))
+
+
 # ---------------------------------------------------------------- invalid configurations
 @pytest.mark.parametrize(
     "changes, flag",
@@ -170,6 +214,8 @@ def test_parameter_counts_add_up() -> None:
         ({"pos_encoding": "rope", "embed_dim": 12, "num_heads": 4}, "--num-heads 4 must be an even head size for rope"),
         ({"pos_encoding": "sinusoidal", "embed_dim": 9, "num_heads": 3}, "--embed-dim 9 must be even for sinusoidal"),
         ({"dropout": 1.5}, "--dropout must be in [0, 1)"),
+        ({"token_dropout": 1.0}, "--token-dropout must be in [0, 1)"),
+        ({"distill": -0.1}, "--distill must be in [0, 1)"),
         ({"lr": 0.0}, "--lr must be > 0"),
     ],
 )

@@ -78,24 +78,34 @@ def test_optimized_step_matches_the_plain_step(ablation: str | None) -> None:
         assert_close(p, q, msg=name)  # after one fused vs one for-loop AdamW step
 
 
+def teacher_of(seed: int, rows: int = 6) -> torch.Tensor:
+    """(rows, CLASSES) probabilities, as a distillation teacher gives them."""
+    return torch.randn(rows, CLASSES, generator=torch.Generator().manual_seed(seed)).mul(2).softmax(-1)
+
+
 @settings(max_examples=25, deadline=None)
 @given(
     micro=st.integers(1, 7),
     clip=st.booleans(),
     smoothing=st.sampled_from([0.0, 0.1]),
+    distill=st.sampled_from([0.0, 0.5]),
     seed=st.integers(0, 2**16),
 )
-def test_micro_batches_accumulate_the_whole_batchs_step(micro: int, clip: bool, smoothing: float, seed: int) -> None:
+def test_micro_batches_accumulate_the_whole_batchs_step(
+    micro: int, clip: bool, smoothing: float, distill: float, seed: int
+) -> None:
     """--micro-batch-size splits a batch (any micro size, one that does not divide it too) and adds up the
-    gradients: loss, gradient norm, clipping and the updated weights are the whole batch's, to float noise."""
-    cfg = config(clip_grad=clip, max_grad_norm=0.05, label_smoothing=smoothing, precision="fp32")
+    gradients: loss, gradient norm, clipping and the updated weights are the whole batch's, to float noise;
+    with --distill each micro-batch takes its own rows' teacher probabilities."""
+    cfg = config(clip_grad=clip, max_grad_norm=0.05, label_smoothing=smoothing, distill=distill, precision="fp32")
     whole_model, micro_model = pair(cfg)
     # SGD: the step is linear in the gradient; Adam's g / sqrt(v) would blow float noise on near-zero gradients up
     sgd = lambda model: torch.optim.SGD(model.parameters(), lr=0.1)
     whole = TrainStep(whole_model, sgd(whole_model), cfg.optim)
     accumulated = TrainStep(micro_model, sgd(micro_model), cfg.optim, micro_batch_size=micro)
     ids, pad_mask, labels = batch(seed)
-    expected, got = whole(ids, pad_mask, labels), accumulated(ids, pad_mask, labels)
+    teacher = teacher_of(seed) if distill else None
+    expected, got = whole(ids, pad_mask, labels, teacher), accumulated(ids, pad_mask, labels, teacher)
     for a, b in zip(got, expected):
         assert_close(a, b, rtol=1e-5, atol=1e-6)
     for (name, p), q in zip(micro_model.named_parameters(), whole_model.parameters()):
@@ -124,6 +134,33 @@ def test_the_unsmoothed_loss_is_plain_cross_entropy_of_the_steps_logits(label_sm
         assert_close(result.loss, result.loss_unsmoothed)
     else:
         assert abs(float(result.loss - result.loss_unsmoothed)) > 1e-3
+
+
+@pytest.mark.parametrize("distill", [0.3, 1.0 - 1e-9])
+def test_the_distilled_objective_mixes_label_and_teacher_cross_entropy(distill: float) -> None:
+    """--distill W: (1 - W) x the labels' (smoothed) cross-entropy + W x the cross-entropy against the teacher's
+    probabilities, of the logits the step saw; the unsmoothed loss stays the labels' alone. A step of --distill
+    without its teacher, or a teacher without --distill, is a caller's mistake and raises."""
+    cfg = config(label_smoothing=0.1, distill=distill, precision="fp32")
+    model, _ = pair(cfg)
+    logits = []
+    model.head.register_forward_hook(lambda _m, _i, out: logits.append(out.detach()))
+    step = TrainStep(model, make_optimizer(model, cfg.optim, torch.device("cpu")), cfg.optim)
+    ids, pad_mask, labels = batch(3)
+    teacher = teacher_of(3)
+    result = step(ids, pad_mask, labels, teacher)
+    (seen,) = logits
+    taught = -(teacher * seen.log_softmax(-1)).sum(-1).mean()
+    labelled = F.cross_entropy(seen, labels, label_smoothing=0.1)
+    assert_close(result.loss, (1 - distill) * labelled + distill * taught)
+    assert_close(result.loss_unsmoothed, F.cross_entropy(seen, labels))
+    with pytest.raises(ValueError, match="--distill"):
+        step(ids, pad_mask, labels)
+    plain = config(label_smoothing=0.1, precision="fp32")
+    with pytest.raises(ValueError, match="--distill"):
+        TrainStep(model, make_optimizer(model, plain.optim, torch.device("cpu")), plain.optim)(
+            ids, pad_mask, labels, teacher
+        )
 
 
 def test_training_attention_path_equals_sdpa() -> None:

@@ -9,7 +9,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from newslab.data import EncodedSplit, Split, batch_indices, collate
+from newslab.data import EncodedSplit, Split, batch_indices, collate, iterate_batches
 from newslab.train import CHECK_EVERY, TrainingDiverged, train_epoch
 
 
@@ -52,6 +52,37 @@ def test_batches_cover_every_row_once(lengths, batch_size, pool, max_len, seed, 
         assert batch.ids.size(1) == int(real.max()) <= max_len
 
 
+@settings(max_examples=30, deadline=None)
+@given(
+    lengths=st.lists(st.integers(0, 40), min_size=1, max_size=120),
+    batch_size=st.integers(1, 20),
+    seed=st.integers(0, 2**16),
+)
+def test_each_batch_gets_its_own_rows_teacher_probabilities(lengths: list[int], batch_size: int, seed: int) -> None:
+    """--distill: in shuffled, length-bucketed batches, the teacher rows a step receives are its batch's rows."""
+    split = split_of(lengths)
+    teacher = torch.eye(len(lengths))  # row i's "probabilities" point at class i
+    seen: list[tuple[torch.Tensor, torch.Tensor]] = []
+
+    def step(ids, pad_mask, labels, taught):
+        seen.append((labels, taught))
+        return torch.tensor(0.5), torch.tensor(0.5), torch.tensor(1.0)
+
+    class Scheduler:
+        def step(self) -> None:
+            pass
+
+        def get_last_lr(self) -> list[float]:
+            return [1e-3]
+
+    batches = iterate_batches(split, batch_size, 16, torch.Generator().manual_seed(seed))
+    train_epoch(step, Scheduler(), batches, torch.device("cpu"), epoch=1, teacher=teacher)
+    rows = torch.cat([taught.argmax(-1) for _, taught in seen])
+    assert sorted(rows.tolist()) == list(range(len(lengths)))  # every row once
+    for labels, taught in seen:  # and with its own label: split_of labels row i with i % 4
+        assert torch.equal(labels, taught.argmax(-1) % 4)
+
+
 @settings(max_examples=40, deadline=None)
 @given(steps=st.integers(1, 4 * CHECK_EVERY + 1), bad_step=st.one_of(st.none(), st.integers(1, 4 * CHECK_EVERY + 1)))
 def test_the_finiteness_check_at_any_step_count(steps: int, bad_step: int | None) -> None:
@@ -59,7 +90,7 @@ def test_the_finiteness_check_at_any_step_count(steps: int, bad_step: int | None
     split = split_of([3] * steps)
     calls = []
 
-    def step(ids, pad_mask, labels):
+    def step(ids, pad_mask, labels, teacher):
         calls.append(1)
         loss = float("nan") if len(calls) == bad_step else 0.5
         return torch.tensor(loss), torch.tensor(loss / 2), torch.tensor(1.0)

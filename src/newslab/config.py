@@ -115,11 +115,14 @@ class ModelConfig:
     )
     max_len: int = _f(128, "truncate token sequences to this length (and the longest position encoded)")
     freeze_embedding: bool = _f(False, "keep the token embedding at its initial values (ablation freeze_emb)")
+    token_dropout: float = _f(
+        0.0, "word dropout: while training, each real token is left out of attention and pooling with this probability"
+    )
 
     def __post_init__(self) -> None:
         _choices(self)
         _positive(self, "embed_dim", "num_heads", "num_layers", "ffn_dim", "max_len")
-        _fraction(self, "dropout")
+        _fraction(self, "dropout", "token_dropout")
         if self.embed_dim % self.num_heads:
             raise ConfigError(f"--embed-dim {self.embed_dim} is not divisible by --num-heads {self.num_heads}")
         encoding = POSITIONAL_ENCODINGS[self.pos_encoding]
@@ -221,11 +224,16 @@ class OptimConfig:
     layer_lr_decay: float = _f(
         1.0, "lr multiplier per layer below the top (embeddings lowest): 1 = one lr for all, < 1 = lower below"
     )
+    distill: float = _f(
+        0.0,
+        "share of the loss taken from a TF-IDF + logistic-regression teacher's class probabilities, fitted "
+        "out-of-fold on the training rows only (teacher.py); the labels keep the rest; 0 = off",
+    )
 
     def __post_init__(self) -> None:
         _choices(self)
         _positive(self, "epochs", "batch_size", "patience", "pretrain_epochs")
-        _fraction(self, "warmup", "label_smoothing")
+        _fraction(self, "warmup", "label_smoothing", "distill")
         stop = self.stop_epoch
         if stop is not None and (not isinstance(stop, int) or isinstance(stop, bool) or not 1 <= stop <= self.epochs):
             raise ConfigError(

@@ -120,6 +120,13 @@ class Block(nn.Module):
         return x, weights
 
 
+def drop_tokens(pad_mask: torch.Tensor, p: float) -> torch.Tensor:
+    """Word dropout: each real token of pad_mask (B, T) becomes padding with probability p; a row that would
+    lose all its tokens keeps them (an empty row has nothing to pool). Returns the new (B, T) mask."""
+    dropped = pad_mask | ((torch.rand(pad_mask.shape, device=pad_mask.device) < p) & ~pad_mask)
+    return torch.where(dropped.all(1, keepdim=True), pad_mask, dropped)
+
+
 class TextClassifier(nn.Module):
     def __init__(
         self,
@@ -134,9 +141,11 @@ class TextClassifier(nn.Module):
         pos_encoding: str = "sinusoidal",
         max_len: int = 128,
         freeze_embedding: bool = False,
+        token_dropout: float = 0.0,
         pad_id: int = 0,
     ):
         super().__init__()
+        self.token_dropout = token_dropout
         self.embed_scale = math.sqrt(embed_dim)
         self.tok_emb = nn.Embedding(vocab_size, embed_dim, padding_idx=pad_id)
         self.tok_emb.weight.requires_grad_(not freeze_embedding)
@@ -163,6 +172,7 @@ class TextClassifier(nn.Module):
             pos_encoding=config.pos_encoding,
             max_len=config.max_len,
             freeze_embedding=config.freeze_embedding,
+            token_dropout=config.token_dropout,
         )
 
     def _init_weights(self, module: nn.Module) -> None:
@@ -194,6 +204,8 @@ class TextClassifier(nn.Module):
     def forward(self, ids: torch.Tensor, pad_mask: torch.Tensor, need_weights: bool = False):
         """ids, pad_mask: (B, T). Returns logits (B, classes) and, if asked, one (B, nh, T, T)
         tensor of post-softmax attention weights per layer."""
+        if self.training and self.token_dropout > 0:
+            pad_mask = drop_tokens(pad_mask, self.token_dropout)
         x, attention = self.encode(self.embed(ids), pad_mask, need_weights)  # (B, T, C)
         keep = (~pad_mask).unsqueeze(-1).to(x.dtype)  # (B, T, 1)
         pooled = (x * keep).sum(1) / keep.sum(1)  # masked mean over real tokens: (B, C)

@@ -28,6 +28,7 @@ PARAMETERS: dict[str, tuple[str, str]] = {
     "dropout": ("dropout", "丢弃率"),
     "pos_encoding": ("positional encoding", "位置编码"),
     "max_len": ("max length", "最大长度"),
+    "token_dropout": ("word dropout", "词丢弃率"),
     "freeze_embedding": ("frozen embedding", "冻结词嵌入"),
     # data
     "data_dir": ("data folder", "数据目录"),
@@ -55,6 +56,7 @@ PARAMETERS: dict[str, tuple[str, str]] = {
     "pretrain_epochs": ("pretraining epochs", "预训练轮数"),
     "finetune": ("fine-tuning", "微调方式"),
     "layer_lr_decay": ("layer lr decay", "逐层学习率衰减"),
+    "distill": ("distillation weight", "蒸馏权重"),
     # execution
     "device": ("device", "设备"),
     "threads": ("threads", "线程数"),

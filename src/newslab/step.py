@@ -74,7 +74,7 @@ def grad_norm(params: Sequence[torch.Tensor]) -> torch.Tensor:
 class StepResult(NamedTuple):
     """What one training step reports, as detached 0-dim tensors on the device."""
 
-    loss: torch.Tensor  # the objective: cross-entropy with --label-smoothing
+    loss: torch.Tensor  # the objective: cross-entropy with --label-smoothing (and the teacher's share with --distill)
     loss_unsmoothed: torch.Tensor  # plain cross-entropy of the same logits: comparable with the validation loss
     grad_norm: torch.Tensor  # global gradient norm before clipping
 
@@ -110,38 +110,51 @@ class TrainStep:
             self.forward = torch.compile(model, dynamic=True)  # one graph for every (B, T)
         self._untried = compile
 
-    def __call__(self, ids: torch.Tensor, pad_mask: torch.Tensor, labels: torch.Tensor) -> StepResult:
+    def __call__(
+        self, ids: torch.Tensor, pad_mask: torch.Tensor, labels: torch.Tensor, teacher: torch.Tensor | None = None
+    ) -> StepResult:
+        """One step on a batch; `teacher`: the rows' (B, classes) teacher probabilities when --distill is on."""
         if self._untried:
             self._untried = False
             try:
-                return self._step(ids, pad_mask, labels)
+                return self._step(ids, pad_mask, labels, teacher)
             except Exception as exc:  # compile errors surface at the first forward or backward
                 self.log(f"newslab: torch.compile failed ({type(exc).__name__}: {str(exc)[:200]}); training eagerly")
                 self.forward, self.compiled = self.model, False
-        return self._step(ids, pad_mask, labels)
+        return self._step(ids, pad_mask, labels, teacher)
 
-    def _losses(self, ids: torch.Tensor, pad_mask: torch.Tensor, labels: torch.Tensor, rows: int):
+    def _losses(
+        self, ids: torch.Tensor, pad_mask: torch.Tensor, labels: torch.Tensor, teacher: torch.Tensor | None, rows: int
+    ):
         """Forward one (micro-)batch: its objective and plain cross-entropy, each summed over its rows / `rows`."""
         with autocast(ids.device, self.amp):
             logits = self.forward(ids, pad_mask)  # (b, classes)
         logits = logits.float()
         smoothing = self.config.label_smoothing
         loss = F.cross_entropy(logits, labels, label_smoothing=smoothing, reduction="sum") / rows
+        if teacher is not None:  # cross-entropy against the teacher's probabilities takes --distill of the loss
+            taught = F.cross_entropy(logits, teacher, reduction="sum") / rows
+            loss = (1 - self.config.distill) * loss + self.config.distill * taught
         # on detached logits: a (b, classes) softmax more, no graph and no second backward
         return loss, F.cross_entropy(logits.detach(), labels, reduction="sum") / rows
 
-    def _step(self, ids: torch.Tensor, pad_mask: torch.Tensor, labels: torch.Tensor) -> StepResult:
+    def _step(
+        self, ids: torch.Tensor, pad_mask: torch.Tensor, labels: torch.Tensor, teacher: torch.Tensor | None
+    ) -> StepResult:
+        if (teacher is None) != (self.config.distill == 0):
+            raise ValueError("--distill needs the teacher's probabilities of every batch, and only --distill uses them")
         self.optimizer.zero_grad(set_to_none=True)
         B, micro = len(labels), self.micro_batch_size or len(labels)
         if micro >= B:
-            loss, loss_unsmoothed = self._losses(ids, pad_mask, labels, B)
+            loss, loss_unsmoothed = self._losses(ids, pad_mask, labels, teacher, B)
             loss.backward()
         else:  # gradient accumulation: the micro-batches' gradients add up to the batch's mean-loss gradient
             loss, loss_unsmoothed = torch.zeros((), device=ids.device), torch.zeros((), device=ids.device)
             for start in range(0, B, micro):
                 part = slice(start, start + micro)
                 width = int((~pad_mask[part]).sum(1).max())  # a micro-batch pads only to its own longest row
-                part_loss, part_plain = self._losses(ids[part, :width], pad_mask[part, :width], labels[part], B)
+                taught = teacher[part] if teacher is not None else None
+                part_loss, part_plain = self._losses(ids[part, :width], pad_mask[part, :width], labels[part], taught, B)
                 part_loss.backward()
                 loss, loss_unsmoothed = loss + part_loss.detach(), loss_unsmoothed + part_plain
         if self.config.clip_grad:  # returns the norm before clipping, logged either way

@@ -26,6 +26,7 @@ from .model import TextClassifier
 from .pretrain import load_encoder, pretrained_encoder
 from .runs import RunRecorder, RunResult, evaluate, select_device
 from .step import StepResult, TrainStep, amp_dtype, lr_lambda, wants_compile
+from .teacher import teacher_probabilities
 
 CHECK_EVERY = 32  # steps between NaN/inf checks of the loss (each check is one host sync)
 PROGRESS_EVERY_S = 30.0  # off a terminal: seconds between progress lines
@@ -124,14 +125,16 @@ class EpochStats(NamedTuple):
 
 
 def train_epoch(
-    step: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], StepResult],
+    step: Callable[..., StepResult],
     scheduler,
     batches: Iterable[Batch],
     device: torch.device,
     epoch: int,
     on_step: Callable[[int, int, torch.Tensor], None] | None = None,
+    teacher: torch.Tensor | None = None,
 ) -> EpochStats:
     """One pass of `step` (a TrainStep) over the batches; returns the epoch's means and counts.
+    `teacher`: (training rows, classes) probabilities on the device, looked up by each batch's row numbers.
 
     Losses and norms stay on the device; every CHECK_EVERY steps one host sync checks that
     the loss is finite (TrainingDiverged names the first bad step). `on_step(epoch, step, loss)`
@@ -143,7 +146,8 @@ def train_epoch(
         tokens += int(batch.pad_mask.numel() - batch.pad_mask.sum())  # on the host, before the copy
         samples += len(batch.labels)
         batch = batch.to(device)
-        loss, loss_unsmoothed, norm = step(batch.ids, batch.pad_mask, batch.labels)
+        taught = teacher[batch.index.to(device)] if teacher is not None else None
+        loss, loss_unsmoothed, norm = step(batch.ids, batch.pad_mask, batch.labels, taught)
         lr_sum += scheduler.get_last_lr()[0]
         scheduler.step()
         losses.append(loss)
@@ -225,6 +229,10 @@ def train(
         amp = amp_dtype(optim.precision, device)
         compile = wants_compile(config, device, len(dataset.train))
         step = TrainStep(model, optimizer, optim, amp, compile, log, execution.micro_batch_size)
+        teacher = None
+        if optim.distill > 0:
+            cache = cache_dir(execution.out_dir)
+            teacher = teacher_probabilities(dataset.train, dataset.num_classes, cache, log).to(device)
         run.start(
             device=str(device),
             torch=torch.__version__,
@@ -252,7 +260,7 @@ def train(
                     from tqdm.auto import tqdm  # a widget bar in Jupyter, text on a terminal
 
                     batches = tqdm(batches, total=steps_per_epoch, desc=f"Epoch {epoch}/{last}", leave=False)
-                stats = train_epoch(step, scheduler, batches, device, epoch, lines)
+                stats = train_epoch(step, scheduler, batches, device, epoch, lines, teacher)
                 val = evaluate_split(dataset.val)
                 row = {
                     "epoch": epoch,
