@@ -66,23 +66,16 @@ def teacher_probabilities(
     from safetensors import SafetensorError
     from safetensors.torch import save
 
-    path = cache / f"teacher-{cache_key(split, num_classes)}.safetensors" if cache is not None else None
-    if path is not None:
+    if cache is None:
+        return _fit(split, num_classes, log)
+    path = cache / f"teacher-{cache_key(split, num_classes)}.safetensors"
+    with exclusive_lock(path.with_suffix(".lock")):  # study workers starting together fit it once
         try:
             cached = _read(path, (len(split.labels), num_classes))
             if cached is not None:
                 return cached
         except (OSError, ValueError, KeyError, SafetensorError) as exc:
             log(f"newslab: teacher cache {path} is damaged ({type(exc).__name__}: {exc}); refitting it")
-    if path is None:
-        return _fit(split, num_classes, log)
-    with exclusive_lock(path.with_suffix(".lock")):  # study workers starting together fit it once
-        try:
-            cached = _read(path, (len(split.labels), num_classes))
-        except (OSError, ValueError, KeyError, SafetensorError):
-            cached = None  # said above; refitted below
-        if cached is not None:
-            return cached
         probs = _fit(split, num_classes, log)
         blob = save({"probs": probs.contiguous()})
         atomic_write(path, lambda tmp: Path(tmp).write_bytes(blob))
