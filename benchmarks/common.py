@@ -26,6 +26,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # `python benchmarks/x.py` from the repo root
 
+from newslab import allocator
 from newslab.config import RunConfig
 from newslab.data import Dataset, EncodedSplit, cache_dir, iterate_batches, load_dataset
 from newslab.model import TextClassifier
@@ -180,6 +181,16 @@ def gemm_peak(dtype: torch.dtype = torch.float32, sizes=(1024, 2048, 3072), repe
     return best
 
 
+def as_newslab_runs() -> None:
+    """Re-execute this benchmark under tcmalloc, the allocator the `newslab` command trains with (allocator.py).
+
+    Under glibc's malloc every large activation of a new shape is a fresh mmap whose pages fault in
+    inside the matrix multiplies (vs_peak.py at embed 256: 79.5 vs 93.0 GFLOP/s, benchmarks/README.md).
+    NEWSLAB_ALLOCATOR=system: glibc's.
+    """
+    allocator.reexec_with_tcmalloc(sys.argv[1:], program=[sys.argv[0]])
+
+
 # ----------------------------------------------------------------------------- report
 def machine() -> str:
     cpu = platform.processor() or platform.machine()
@@ -194,6 +205,7 @@ def machine() -> str:
     return (
         f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads "
         f"(OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}), {'/'.join(flags) or 'no avx512'}, "
+        f"malloc {allocator.current()}, "
         f"load avg {os.getloadavg()[0]:.1f}"
     )
 

@@ -48,6 +48,23 @@ def test_reexecuted_process_restores_ld_preload_for_its_children(monkeypatch, or
     assert os.environ.get("LD_PRELOAD", "") == original
 
 
+@pytest.mark.parametrize(
+    "program, expected",
+    [(("-m", "newslab"), ["-m", "newslab"]), (["benchmarks/vs_peak.py"], ["benchmarks/vs_peak.py"])],
+)
+def test_reexec_runs_the_program_under_tcmalloc(monkeypatch, program, expected: list[str]) -> None:
+    calls = []
+    monkeypatch.delenv(allocator._REEXEC, raising=False)
+    monkeypatch.delenv(allocator.ENV, raising=False)
+    monkeypatch.setenv("LD_PRELOAD", "")
+    monkeypatch.setattr(allocator, "find_tcmalloc", lambda: LIB)
+    monkeypatch.setattr(allocator.os, "execve", lambda path, argv, env: calls.append((path, argv, env)))
+    allocator.reexec_with_tcmalloc(["--sizes", "256"], program=program)
+    ((path, argv, env),) = calls
+    assert argv == [path, *expected, "--sizes", "256"]
+    assert env["LD_PRELOAD"] == LIB and env[allocator._REEXEC] == ""
+
+
 def _allocator_of_cli_run(data_dir: Path, out_dir: Path, env: dict) -> str:
     proc = run_cli("train", *tiny_flags(data_dir, out_dir), "--epochs", "1", env=env)
     assert proc.returncode == 0, proc.stderr

@@ -54,8 +54,10 @@ def preload_environment(environ: Mapping[str, str], library: str | None) -> dict
     return env
 
 
-def reexec_with_tcmalloc(argv: Sequence[str]) -> None:
-    """Replace this process by `python -m newslab ARGV` under tcmalloc when that applies; else return.
+def reexec_with_tcmalloc(argv: Sequence[str], program: Sequence[str] = ("-m", "newslab")) -> None:
+    """Replace this process by `python PROGRAM ARGV` under tcmalloc when that applies; else return.
+
+    PROGRAM: `-m newslab` for the command, a script's path for a benchmark that times training as it runs.
 
     In the re-executed process, LD_PRELOAD is set back to what it was, so the programs it starts
     (a browser for PDF reports, study workers, which re-execute on their own) inherit none of it.
@@ -75,4 +77,4 @@ def reexec_with_tcmalloc(argv: Sequence[str]) -> None:
     if env is not None:
         sys.stdout.flush()
         sys.stderr.flush()
-        os.execve(sys.executable, [sys.executable, "-m", "newslab", *argv], env)
+        os.execve(sys.executable, [sys.executable, *program, *argv], env)
