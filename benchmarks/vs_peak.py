@@ -33,7 +33,7 @@ from common import (
     table,
     useful_train_flops,
 )
-from newslab.step import amp_dtype, cpu_has_native_bf16
+from newslab.step import amp_dtype
 
 TARGETS = {128: 0.35, 256: 0.50}  # of the trained precision's peak
 
@@ -77,10 +77,12 @@ def main() -> None:
         "--profile", type=int, default=0, metavar="STEPS", help="after the rounds: where STEPS steps' time goes"
     )
     args = p.parse_args()
+    if args.profile < 0:
+        p.error(f"--profile {args.profile}: expected a number of steps >= 0")
     as_newslab_runs()
     path = data_dir(args.data_dir)
-    native_bf16 = cpu_has_native_bf16()
-    trained = "bf16" if amp_dtype("auto", torch.device("cpu")) == torch.bfloat16 else "fp32"
+    native_bf16 = amp_dtype("auto", torch.device("cpu")) == torch.bfloat16  # --precision auto: bf16 where native
+    trained = "bf16" if native_bf16 else "fp32"
     print(machine(), f"- newslab trains in {trained} here", flush=True)
     rows, verdicts = [], []
     for embed, heads in [g for g in GRID if g[0] in args.sizes]:
