@@ -4,6 +4,7 @@
     python benchmarks/experiments.py --data-dir ../shared/data/ag_news_mini --cpu-time      # 1 thread, CPU time
     python benchmarks/experiments.py --data-dir ../shared/data/ag_news_mini --group threads
     python benchmarks/experiments.py --data-dir ../shared/data/ag_news_mini --group bucketing
+    python benchmarks/experiments.py --data-dir ../shared/data/ag_news_mini --group ceilings --embed 64
 
 `step` group (embed 128, 4 heads, 2 layers, batch 64; ratios vs newslab's step, >1 = faster):
   torch dropout    F.dropout (torch's per-element Bernoulli) instead of newslab's cheap mask
@@ -19,6 +20,11 @@ differences show; the default times wall clock at the default thread count.
 (spinning) wait policy; 2 threads with OMP_WAIT_POLICY=PASSIVE; and 2 one-thread processes at
 once (the study's `--workers 2`), whose summed throughput is reported.
 `bucketing` group: padding share and batch class balance for several sort-pool sizes.
+`ceilings` group (train_throughput.py's shape: 3 layers, FFN 4 x embed, batch 64): how much faster the
+step would be if a part cost nothing, an upper bound on what speeding that part up can win; these
+variants change the maths and are never candidates:
+  dropout free     every dropout is a plain copy (x * 1.0): no random bits, no mask
+  ReLU for GELU    the FFN's exact GELU replaced by ReLU, the cheapest element-wise activation
 """
 
 from __future__ import annotations
@@ -184,6 +190,31 @@ def step_group(args, path) -> None:
     print(table(rows, ["variant", "samples/s", "vs newslab", "warm-up s"]))
 
 
+def ceilings_group(args, path) -> None:
+    embed = args.embed
+    config, ds = stand_in(
+        path, embed_dim=embed, num_heads=max(1, embed // 32), num_layers=3, ffn_dim=4 * embed, batch_size=64
+    )
+    contenders = [
+        newslab_contender("newslab", config, ds, compile=False),
+        with_patch(
+            newslab_contender("dropout free", config, ds, compile=False),
+            model_mod,
+            "dropout",
+            lambda x, p, training: x * 1.0,
+        ),
+        with_patch(newslab_contender("ReLU for GELU", config, ds, compile=False), model_mod.F, "gelu", F.relu),
+    ]
+    rates = interleave(contenders, args.rounds, args.window)
+    base = rates["newslab"]["samples"]
+    rows = [
+        [c.name, statistics.median(rates[c.name]["samples"]), f"{median_ratio(rates[c.name]['samples'], base):.2f}x"]
+        for c in contenders
+    ]
+    print(f"embed {embed}, 3 layers, FFN {4 * embed}, batch 64")
+    print(table(rows, ["variant (a ceiling, not a candidate)", "samples/s", "vs newslab"]))
+
+
 def threads_child(path: str, threads: int, seconds: float) -> None:
     torch.set_num_threads(threads)
     config, ds = stand_in(path, embed_dim=128, num_heads=4)
@@ -269,7 +300,7 @@ def bucketing_group(args, path) -> None:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data-dir")
-    p.add_argument("--group", choices=("step", "threads", "bucketing"), default="step")
+    p.add_argument("--group", choices=("step", "threads", "bucketing", "ceilings"), default="step")
     p.add_argument("--embed", type=int, default=128)
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--window", type=float, default=5.0)
@@ -284,7 +315,8 @@ def main() -> None:
         torch.set_num_threads(1)
         common.CLOCK = time.process_time
     print(machine() + (" | CPU-time clock" if args.cpu_time else ""))
-    {"step": step_group, "threads": threads_group, "bucketing": bucketing_group}[args.group](args, path)
+    groups = {"step": step_group, "threads": threads_group, "bucketing": bucketing_group, "ceilings": ceilings_group}
+    groups[args.group](args, path)
 
 
 if __name__ == "__main__":
