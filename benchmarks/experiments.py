@@ -211,7 +211,8 @@ def ceilings_group(args, path) -> None:
         [c.name, statistics.median(rates[c.name]["samples"]), f"{median_ratio(rates[c.name]['samples'], base):.2f}x"]
         for c in contenders
     ]
-    print(f"embed {embed}, 3 layers, FFN {4 * embed}, batch 64")
+    m = config.model
+    print(f"embed {m.embed_dim}, {m.num_layers} layers, FFN {m.ffn_hidden}, batch {config.optim.batch_size}")
     print(table(rows, ["variant (a ceiling, not a candidate)", "samples/s", "vs newslab"]))
 
 
