@@ -6,6 +6,8 @@
     python benchmarks/accuracy.py --data-dir ../shared/data/ag_news_mini --group classical
     python benchmarks/accuracy.py --data-dir ../shared/data/ag_news_mini --group best
     python benchmarks/accuracy.py --data-dir ../shared/data/ag_news_mini --group recipe --split-seeds 0,1,2,3,4,5
+    python benchmarks/accuracy.py --data-dir ../shared/data/ag_news_mini --group recipe --split-seeds 0,1,2,3,4,5 \
+        --run-seed-offset 100   # the same selection confirmed on runs that took no part in it
 
 Each variant is a set of RunConfig changes from the defaults; every variant runs with the
 same seeds. Selection uses validation accuracy; test accuracy is reported alongside. The group
@@ -14,9 +16,11 @@ chosen on the validation rows of --split-seed, refitted on those of --split-seed
 confirmation split). The group `best` runs `newslab train --preset best` beside the default and prints the
 classical baselines under them; its s/run is the fine-tuning's, the encoder's pretraining (once per data split,
 cached) is timed apart. With --split-seeds a group is a selection: each variant runs once on each split seed's
-split (run seed = split seed), only validation accuracy is read and printed (mean ± standard error over the
-splits), beside the TF-IDF + linear SVM's on the same validation rows; test accuracy is not printed (the runs'
-folders, in a temporary directory, still hold it).
+split (run seed = split seed + --run-seed-offset, 0 by default), only validation accuracy is read and printed (mean
+± standard error over the splits), beside the TF-IDF + linear SVM's on the same validation rows; test accuracy is not
+printed (the runs' folders, in a temporary directory, still hold it). A selection made at offset 0 is confirmed at
+another offset: the same validation rows, new runs (initialisation, batch order, dropout), none of which took part in
+choosing, so a variant's lead that came from its lucky runs does not survive there.
 """
 
 from __future__ import annotations
@@ -101,8 +105,16 @@ def classical(data_dir: str, split_seed: int) -> None:
     print(f"best by selection accuracy: {baselines.best.model}; both splits, every C: {baselines.seconds:.1f} s")
 
 
-def selection(data_dir: str, variants: dict[str, dict], split_seeds: list[int], out_dir: str, threads: int | None):
-    """Validation accuracy of each variant, one run per split seed; test accuracy is not printed."""
+def selection(
+    data_dir: str,
+    variants: dict[str, dict],
+    split_seeds: list[int],
+    seed_offset: int,
+    out_dir: str,
+    threads: int | None,
+):
+    """Validation accuracy of each variant, one run per split seed (run seed = split seed + seed_offset); test
+    accuracy is not printed."""
     from newslab.data import split_rows
     from newslab.report.classical import _classifier, _vectorize
 
@@ -119,14 +131,20 @@ def selection(data_dir: str, variants: dict[str, dict], split_seeds: list[int], 
         svm.append(statistics.fmean(float(p == y) for p, y in zip(fitted.predict(x_val), rows.val.labels)))
     splits = " ".join(f"{s:>5d}" for s in split_seeds)
     print(
-        f"validation accuracy, one run per split seed (test not printed)\n{'variant':28s} {'mean ± se':>14s}  {splits}"
+        f"validation accuracy, one run per split seed, run seed = split seed + {seed_offset} (test not printed)\n"
+        f"{'variant':28s} {'mean ± se':>14s}  {splits}"
     )
     print(f"{'TF-IDF + linear SVM (C 10)':28s} {mean_se(svm):>14s}  " + " ".join(f"{100 * v:5.1f}" for v in svm))
     for name, changes in variants.items():
         vals, times = [], []
         for split_seed in split_seeds:
             config = RunConfig.create(
-                data_dir=data_dir, out_dir=out_dir, seed=split_seed, threads=threads, split_seed=split_seed, **changes
+                data_dir=data_dir,
+                out_dir=out_dir,
+                seed=split_seed + seed_offset,
+                threads=threads,
+                split_seed=split_seed,
+                **changes,
             )
             result = train(config, log=None, progress=False)
             vals.append(result.best_val_accuracy)
@@ -156,8 +174,16 @@ def main() -> None:
     parser.add_argument(
         "--split-seeds", help="comma-separated split seeds: a validation-only selection over these splits (see above)"
     )
+    parser.add_argument(
+        "--run-seed-offset",
+        type=int,
+        default=0,
+        help="with --split-seeds: run seed = split seed + this (another value: runs that took no part in a selection)",
+    )
     parser.add_argument("--threads", type=int)
     args = parser.parse_args()
+    if args.run_seed_offset and not args.split_seeds:
+        parser.error("--run-seed-offset applies to a selection: give --split-seeds too")
     if args.group == "classical":
         classical(args.data_dir, args.split_seed)
         return
@@ -168,7 +194,8 @@ def main() -> None:
 
     out_dir = tempfile.mkdtemp(prefix="newslab-accuracy-")
     if args.split_seeds:
-        selection(args.data_dir, variants, [int(s) for s in args.split_seeds.split(",")], out_dir, args.threads)
+        split_seeds = [int(s) for s in args.split_seeds.split(",")]
+        selection(args.data_dir, variants, split_seeds, args.run_seed_offset, out_dir, args.threads)
         return
     print(f"{'variant':24s} {'vocab':>6s} {'params':>9s} {'val acc':>14s} {'test acc':>14s} {'s/run':>6s}")
     for name, changes in variants.items():
