@@ -62,13 +62,16 @@ class SelfAttention(nn.Module):
     ):
         B, T, C = x.shape
         nh, hs = self.num_heads, C // self.num_heads
-        # one copy into head-major layout: each of q, k, v is then a contiguous batch of B * nh matrices
-        q, k, v = self.qkv(x).view(B, T, 3, nh, hs).permute(2, 0, 3, 1, 4).contiguous()  # 3 x (B, nh, T, hs)
+        qkv = self.qkv(x).view(B, T, 3, nh, hs).permute(2, 0, 3, 1, 4)  # (3, B, nh, T, hs)
+        p = self.dropout if self.training else 0.0
+        explicit = need_weights or (p > 0 and x.device.type == "cpu")
+        if explicit:  # one copy into head-major layout: q, k, v each a contiguous batch of B * nh matrices
+            qkv = qkv.contiguous()  # (SDPA reads the strided views faster than it would this copy)
+        q, k, v = qkv  # 3 x (B, nh, T, hs)
         bias = None  # (nh, T, T) added to the scaled scores (ALiBi, relative bias)
         if positions is not None:
             q, k, bias = positions(q, k)
-        p = self.dropout if self.training else 0.0
-        if need_weights or (p > 0 and x.device.type == "cpu"):
+        if explicit:
             # Explicit path: the same maths as SDPA. It returns the post-softmax weights when asked,
             # and on CPU trains with dropout faster than SDPA, which falls back to an unfused "safe
             # softmax" and torch's Bernoulli there. No row is all padding: a plain softmax is safe.
