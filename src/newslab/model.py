@@ -34,7 +34,7 @@ def dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
     bits = torch.empty((x.numel() + 3) // 4, dtype=torch.int64).random_(-(2**63), None)
     draws = bits.view(torch.int16)[: x.numel()].view(x.shape).float()  # exact in fp32 (not in bf16)
     # keep iff draw >= threshold, P(keep) = 1 - p: draw - threshold + 1 is >= 1 exactly then, <= 0 otherwise, so the
-    # clamp gives 0 or 1 (three vectorized in-place passes: 3x cheaper than a compare and a select to a float mask)
+    # clamp gives 0 or 1 (vectorized in-place passes: cheaper than a compare and then a select to a float mask)
     threshold = round(p * 65536) - 32768
     mask = draws.sub_(threshold - 1).clamp_(0.0, 1.0).mul_(1.0 / (1.0 - p)).to(x.dtype)
     return x * mask
@@ -66,7 +66,7 @@ class SelfAttention(nn.Module):
         p = self.dropout if self.training else 0.0
         explicit = need_weights or (p > 0 and x.device.type == "cpu")
         if explicit:  # one copy into head-major layout: q, k, v each a contiguous batch of B * nh matrices
-            qkv = qkv.contiguous()  # (SDPA reads the strided views faster than it would this copy)
+            qkv = qkv.contiguous()  # only here: SDPA reads the strided views itself (inference ran slower with it)
         q, k, v = qkv  # 3 x (B, nh, T, hs)
         bias = None  # (nh, T, T) added to the scaled scores (ALiBi, relative bias)
         if positions is not None:
