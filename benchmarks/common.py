@@ -14,11 +14,12 @@ import os
 # stable. On an idle machine spinning is faster (experiments.py --group threads, README.md):
 # set OMP_WAIT_POLICY=ACTIVE yourself to time newslab as it runs by default.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+import math
 import platform
 import statistics
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -154,6 +155,41 @@ def interleave(
 def median_ratio(a: list[float], b: list[float]) -> float:
     """Median of per-round ratios a/b (each round's windows ran back to back)."""
     return statistics.median(x / y for x, y in zip(a, b))
+
+
+LEVEL = 0.9  # least coverage of a median's interval (5 rounds reach 94% at most, 9 rounds 96%)
+
+
+@dataclass(frozen=True)
+class MedianInterval:
+    """Median of per-round values and a distribution-free interval for the population median."""
+
+    median: float
+    low: float
+    high: float
+    coverage: float  # probability that [low, high] holds the median of the rounds' distribution
+
+    def verdict(self, target: float) -> str:
+        """Against a lower target: met only if the whole interval clears it, NOT met if none of it does."""
+        return "met" if self.low >= target else "NOT met" if self.high < target else "inconclusive"
+
+
+def median_interval(values: Sequence[float], level: float = LEVEL) -> MedianInterval:
+    """The median and the order-statistic interval [x(k), x(n+1-k)] with the largest k whose coverage,
+    1 - 2 P(Binomial(n, 1/2) < k), is still >= level ([min, max] when even that falls short).
+
+    Distribution-free: each round lands below the median with probability 1/2, whatever the noise's shape
+    (a neighbour's burst of load slows one round a lot; a t interval would let it widen every bound).
+    """
+    xs, n = sorted(values), len(values)
+
+    def coverage(k: int) -> float:
+        return 1 - 2 * sum(math.comb(n, i) for i in range(k)) / 2**n
+
+    k = 1
+    while k < (n + 1) // 2 and coverage(k + 1) >= level:
+        k += 1
+    return MedianInterval(statistics.median(xs), xs[k - 1], xs[n - k], coverage(k))
 
 
 # ------------------------------------------------------------------------------- FLOPs
