@@ -152,9 +152,13 @@ def interleave(
     return rates
 
 
+def round_ratios(a: list[float], b: list[float]) -> list[float]:
+    """Per-round ratios a/b (each round's windows ran back to back, under the same load)."""
+    return [x / y for x, y in zip(a, b)]
+
+
 def median_ratio(a: list[float], b: list[float]) -> float:
-    """Median of per-round ratios a/b (each round's windows ran back to back)."""
-    return statistics.median(x / y for x, y in zip(a, b))
+    return statistics.median(round_ratios(a, b))
 
 
 LEVEL = 0.9  # least coverage of a median's interval (5 rounds reach 94% at most, 9 rounds 96%)

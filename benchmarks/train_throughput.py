@@ -32,6 +32,7 @@ from common import (
     machine,
     median_interval,
     newslab_contender,
+    round_ratios,
     stand_in,
     table,
     warm_up,
@@ -83,7 +84,7 @@ def main() -> None:
             r = rates[c.name]
             med = sorted(r["samples"])[len(r["samples"]) // 2]
             medt = sorted(r["tokens"])[len(r["tokens"]) // 2]
-            ratio = median_interval([x / y for x, y in zip(r["samples"], base)])
+            ratio = median_interval(round_ratios(r["samples"], base))
             vocab = orig_vocab if c.name == "original" else ds.vocab_size
             rows.append([embed, c.name, vocab, med, medt, f"{ratio.median:.1f}x", f"{c.warmup_s:.0f}"])
             if c.name == "newslab":

@@ -30,7 +30,9 @@ from common import (
     gemm_peak,
     machine,
     median_interval,
+    median_ratio,
     newslab_contender,
+    round_ratios,
     stand_in,
     table,
     useful_train_flops,
@@ -65,7 +67,7 @@ def profile(c, embed: int, steps: int) -> None:
 
 def share(rates: list[float], peaks: list[float]) -> str:
     """Median per-round ratio of newslab's rate to a peak measured in the same round, or why there is none."""
-    return f"{100 * statistics.median(t / p for t, p in zip(rates, peaks)):.0f}%" if peaks else "not native"
+    return f"{100 * median_ratio(rates, peaks):.0f}%" if peaks else "not native"
 
 
 def main() -> None:
@@ -103,7 +105,7 @@ def main() -> None:
                 f"newslab {rates[-1] / 1e9:.1f} GFLOP/s",
                 flush=True,
             )
-        ratio = median_interval([t / p for t, p in zip(rates, peaks[trained])])
+        ratio = median_interval(round_ratios(rates, peaks[trained]))
         rows.append(
             [
                 embed,
