@@ -174,7 +174,10 @@ class MedianInterval:
     coverage: float  # probability that [low, high] holds the median of the rounds' distribution
 
     def verdict(self, target: float) -> str:
-        """Against a lower target: met only if the whole interval clears it, NOT met if none of it does."""
+        """Against a lower target: met only if the whole interval clears it, NOT met if none of it does;
+        inconclusive too when the interval's coverage falls short of LEVEL (fewer than 5 rounds)."""
+        if self.coverage < LEVEL:
+            return "inconclusive (too few rounds)"
         return "met" if self.low >= target else "NOT met" if self.high < target else "inconclusive"
 
 

@@ -54,3 +54,9 @@ def test_interval_holds_the_median_as_often_as_it_says_on_skewed_noise():
 )
 def test_verdict_needs_the_whole_interval_on_one_side(low, high, verdict):
     assert MedianInterval((low + high) / 2, low, high, 0.96).verdict(15.0) == verdict
+
+
+def test_too_few_rounds_decide_nothing():
+    two_rounds = median_interval([16.5, 19.2])  # [min, max] covers the median only half the time
+    assert two_rounds.verdict(15.0) == "inconclusive (too few rounds)"
+    assert median_interval([16.5, 19.2, 17.0, 18.1, 16.9]).verdict(15.0) == "met"
